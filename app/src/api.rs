@@ -1,0 +1,103 @@
+//! Server functions: the dashboard's data, from the same store as the REST API.
+
+use domain::view::{CreateStream, Me, StreamView};
+use domain::{ApiError, Processing};
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+
+#[cfg(feature = "ssr")]
+use crate::auth::ssr::{principal, services};
+
+/// Signs in with an API key: sets the session cookie and goes to `next`.
+#[server]
+pub async fn login(api_key: String, next: Option<String>) -> Result<(), ApiError> {
+    use crate::auth::{safe_next, SESSION_COOKIE};
+    let s = services()?;
+    let token = s
+        .store
+        .sign_in(api_key.trim())
+        .await?
+        .ok_or_else(|| ApiError::new(401, "unauthorized", "that API key is not valid"))?;
+    let secure = if s.urls.public.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=604800{secure}"
+    );
+    let response = expect_context::<leptos_axum::ResponseOptions>();
+    response.append_header(
+        http::header::SET_COOKIE,
+        http::HeaderValue::from_str(&cookie).map_err(|_| ApiError::internal())?,
+    );
+    leptos_axum::redirect(&safe_next(next.as_deref()));
+    Ok(())
+}
+
+#[server]
+pub async fn logout() -> Result<(), ApiError> {
+    use crate::auth::{session_cookie, SESSION_COOKIE};
+    let s = services()?;
+    let headers: http::HeaderMap = leptos_axum::extract()
+        .await
+        .map_err(|_| ApiError::internal())?;
+    if let Some(token) = session_cookie(&headers) {
+        s.store.sign_out(&token).await?;
+    }
+    let response = expect_context::<leptos_axum::ResponseOptions>();
+    let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+    response.append_header(
+        http::header::SET_COOKIE,
+        http::HeaderValue::from_str(&expired).map_err(|_| ApiError::internal())?,
+    );
+    leptos_axum::redirect("/login");
+    Ok(())
+}
+
+#[server]
+pub async fn me() -> Result<Me, ApiError> {
+    let (s, p) = principal().await?;
+    s.store.me(&p).await
+}
+
+/// Every stream group of the organisation, each as its streams (passthrough first).
+#[server]
+pub async fn list_groups() -> Result<Vec<Vec<StreamView>>, ApiError> {
+    let (s, p) = principal().await?;
+    let streams = s
+        .store
+        .streams(&p, &Default::default(), 1, &s.urls)
+        .await?;
+    let mut groups: Vec<Vec<StreamView>> = Vec::new();
+    for v in streams {
+        match groups.last_mut() {
+            Some(g) if g[0].streamgroup == v.streamgroup => g.push(v),
+            _ => groups.push(vec![v]),
+        }
+    }
+    Ok(groups)
+}
+
+/// The group of stream `id`, with recent assets of each of its streams.
+#[server]
+pub async fn stream_group(id: String) -> Result<Vec<StreamView>, ApiError> {
+    let (s, p) = principal().await?;
+    s.store.group(&p, &id, 10, &s.urls).await
+}
+
+/// Creates a stream group; answers the passthrough stream's id.
+#[server(input = Json)]
+pub async fn create_stream_group(req: CreateStream) -> Result<String, ApiError> {
+    let (s, p) = principal().await?;
+    Ok(s.store.create_stream(&p, &req, &s.urls).await?.id)
+}
+
+/// Saves the settings of several streams of a group at once (the Edit dialog's Confirm).
+#[server(input = Json)]
+pub async fn save_processing(
+    edits: Vec<(String, Processing)>,
+) -> Result<Vec<StreamView>, ApiError> {
+    let (s, p) = principal().await?;
+    s.store.save_group_settings(&p, edits, &s.urls).await
+}

@@ -1,0 +1,39 @@
+//! Pieces shared by pages.
+
+pub mod layout;
+pub mod processing_form;
+
+use domain::ApiError;
+use leptos::prelude::*;
+
+/// An error box; a signed-out error links to the sign-in page.
+#[component]
+pub fn ErrorNote(error: ApiError) -> impl IntoView {
+    let signed_out = error.status == 401;
+    view! {
+        <div class="note error" role="alert">
+            <p>{error.message.clone()}</p>
+            {signed_out.then(|| view! { <p><a href="/login">"Sign in"</a></p> })}
+        </div>
+    }
+}
+
+/// A button that copies `text` to the clipboard and says so.
+#[component]
+pub fn CopyButton(text: String, #[prop(into)] label: String) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let on_click = move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            let _ = window().navigator().clipboard().write_text(&text);
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = &text;
+        copied.set(true);
+    };
+    view! {
+        <button type="button" class="copy" aria-label=label on:click=on_click>
+            {move || if copied.get() { "Copied" } else { "Copy" }}
+        </button>
+    }
+}

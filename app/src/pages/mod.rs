@@ -1,0 +1,25 @@
+//! One file per route.
+
+pub mod login;
+pub mod new_stream;
+pub mod organisation;
+pub mod stream;
+pub mod streams;
+
+use leptos::prelude::*;
+
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    {
+        if let Some(r) = use_context::<leptos_axum::ResponseOptions>() {
+            r.set_status(http::StatusCode::NOT_FOUND);
+        }
+    }
+    view! {
+        <main class="page narrow">
+            <h1>"Not found"</h1>
+            <p>"There is no page here. "<a href="/">"Back to the streams"</a></p>
+        </main>
+    }
+}

@@ -1,0 +1,296 @@
+//! `/stream/ID`: the stream overview: ingest, and the Live Processing section with a tab per
+//! stream of the group, refresh, the "Edit options" dialog and a details table per process.
+
+use domain::settings::profile_quality;
+use domain::view::{Me, MotionClipEntry, StreamView, ThumbnailEntry, WebEntry};
+use domain::{FieldError, Processing};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use crate::api::{me, stream_group, SaveProcessing};
+use crate::components::layout::Layout;
+use crate::components::processing_form::ProcessingForm;
+use crate::components::{CopyButton, ErrorNote};
+
+#[component]
+pub fn StreamPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let group = Resource::new(id, stream_group);
+    let who = Resource::new(|| (), |_| me());
+    view! {
+        <Layout>
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    let me = who.await;
+                    match group.await {
+                        Ok(streams) => {
+                            let can_edit = me.as_ref().map(Me::can_edit).unwrap_or(false);
+                            view! { <Overview streams can_edit refetch=move || group.refetch()/> }.into_any()
+                        }
+                        Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </Layout>
+    }
+}
+
+#[component]
+fn Overview(
+    streams: Vec<StreamView>,
+    can_edit: bool,
+    refetch: impl Fn() + Clone + Send + Sync + 'static,
+) -> impl IntoView {
+    let head = streams[0].clone();
+    let title = if head.name.is_empty() {
+        head.streamname.clone()
+    } else {
+        head.name.clone()
+    };
+    let active = RwSignal::new(0usize);
+    let editing = RwSignal::new(false);
+    let streams = StoredValue::new(streams);
+    let current = move || streams.with_value(|s| s[active.get().min(s.len() - 1)].clone());
+    let refresh = refetch.clone();
+    view! {
+        <Title text=title.clone()/>
+        <div class="page-head">
+            <h1>{title}</h1>
+            <span class=format!("badge {}", head.state)>{head.state.clone()}</span>
+        </div>
+        <section class="card ingest" aria-label="Ingest">
+            <h2>"Ingest"</h2>
+            <dl class="kv">
+                <dt>"RTMP URL"</dt>
+                <dd><code data-testid="ingest-url">{head.ingest.rtmp.url.clone()}</code>
+                    <CopyButton text=head.ingest.rtmp.url.clone() label="Copy RTMP URL"/></dd>
+                <dt>"Stream name"</dt>
+                <dd><code data-testid="ingest-streamname">{head.ingest.rtmp.streamname.clone()}</code>
+                    <CopyButton text=head.ingest.rtmp.streamname.clone() label="Copy stream name"/></dd>
+                {head.ingest.source.clone().map(|s| view! { <dt>"RTSP source"</dt><dd><code>{s}</code></dd> })}
+                <dt>"Stream group"</dt>
+                <dd><code>{head.streamgroup.clone()}</code></dd>
+            </dl>
+        </section>
+
+        <section class="card live-processing" aria-labelledby="lp-title">
+            <div class="section-head">
+                <h2 id="lp-title">"Live Processing"</h2>
+                <div class="head-actions">
+                    <button type="button" class="icon" aria-label="Refresh" title="Refresh"
+                        on:click=move |_| refresh()>"↻"</button>
+                    {can_edit.then(|| view! {
+                        <button type="button" class="secondary" on:click=move |_| editing.set(true)>"Edit options"</button>
+                    })}
+                </div>
+            </div>
+            {(!can_edit).then(|| view! { <p class="muted">"Your key is read only: you can see the settings but not change them."</p> })}
+            {streams.with_value(|s| s.len() > 1).then(|| view! {
+                <div class="tabs" role="tablist">
+                    {streams.with_value(|s| s.iter().enumerate().map(|(i, st)| view! {
+                        <button type="button" role="tab" class="tab"
+                            aria-selected=move || (active.get() == i).to_string()
+                            on:click=move |_| active.set(i)>{st.profile.clone()}</button>
+                    }).collect_view())}
+                </div>
+            })}
+            {move || {
+                let s = current();
+                view! { <StreamProcessing stream=s/> }
+            }}
+        </section>
+
+        {move || editing.get().then(|| {
+            let refetch = refetch.clone();
+            view! {
+                <EditDialog
+                    streams=streams.get_value()
+                    on_close=move |saved| { editing.set(false); if saved { refetch(); } }/>
+            }
+        })}
+    }
+}
+
+/// The processes of one stream: previews (filled by the processes as they land) and details.
+#[component]
+fn StreamProcessing(stream: StreamView) -> impl IntoView {
+    let p = stream.processing.settings;
+    let quality = profile_quality(&stream.profile);
+    let latest_thumb = stream.playout.thumbnails.iter().find_map(|t| match t {
+        ThumbnailEntry::Link(l) if l.kind == "latest" && stream.asset_counts.thumbnail > 0 => {
+            Some(l.url.clone())
+        }
+        _ => None,
+    });
+    let latest_clip = stream.playout.motionclip.iter().find_map(|t| match t {
+        MotionClipEntry::Link(l) if l.kind == "latest" && stream.asset_counts.motionclip > 0 => {
+            Some(l.url.clone())
+        }
+        _ => None,
+    });
+    let vods: Vec<_> = stream
+        .playout
+        .web
+        .iter()
+        .filter_map(|w| match w {
+            WebEntry::Vod(v) => Some(v.clone()),
+            _ => None,
+        })
+        .collect();
+    let row = |name: &'static str, active: bool, interval: Option<i64>, duration: String, count: i64| {
+        view! {
+            <tr data-process=name>
+                <th scope="row">{match name {
+                    "thumbnail" => "Thumbnail",
+                    "motionclip" => "Motion Clip",
+                    "recording" => "Recording",
+                    _ => "Replay",
+                }}</th>
+                <td><span class=if active { "state on" } else { "state off" }>{if active { "Active" } else { "Inactive" }}</span></td>
+                <td><code>{stream.streamname.clone()}</code></td>
+                <td>{quality}</td>
+                <td data-col="interval">{interval.map(|i| i.to_string()).unwrap_or_else(|| "—".into())}</td>
+                <td data-col="duration">{duration}</td>
+                <td data-col="assets">{count}</td>
+            </tr>
+        }
+    };
+    let span = |d: Option<i64>| d.map(|d| d.to_string()).unwrap_or_else(|| "whole stream".into());
+    view! {
+        <div class="stream-processing" data-profile=stream.profile.clone()>
+            {stream.processing.pending.then(|| view! {
+                <p class="note warn" role="status">"Saved changes apply at this stream's next ingest; the live session keeps its settings until then."</p>
+            })}
+            <div class="previews">
+                <figure class="preview">
+                    {match latest_thumb {
+                        Some(url) => view! { <img src=url alt="Latest thumbnail"/> }.into_any(),
+                        None => view! { <div class="placeholder">"No thumbnail yet"</div> }.into_any(),
+                    }}
+                    <figcaption>"Thumbnail"</figcaption>
+                </figure>
+                <figure class="preview">
+                    {match latest_clip {
+                        Some(url) => view! { <img src=url alt="Latest motion clip"/> }.into_any(),
+                        None => view! { <div class="placeholder">"No motion clip yet"</div> }.into_any(),
+                    }}
+                    <figcaption>"Motion clip"</figcaption>
+                </figure>
+            </div>
+            <div class="table-wrap">
+                <table class="details">
+                    <thead><tr>
+                        <th>"Process"</th><th>"Active"</th><th>"Stream name"</th><th>"Quality"</th>
+                        <th>"Interval (s)"</th><th>"Duration (s)"</th><th>"Assets"</th>
+                    </tr></thead>
+                    <tbody>
+                        {row("thumbnail", p.thumbnail.enabled, Some(p.thumbnail.interval), "—".into(), stream.asset_counts.thumbnail)}
+                        {row("motionclip", p.motionclip.enabled, Some(p.motionclip.interval), p.motionclip.duration.to_string(), stream.asset_counts.motionclip)}
+                        {row("recording", p.recording.enabled, None, span(p.recording.duration), stream.asset_counts.recording)}
+                        {row("replay", p.replay.enabled, None, span(p.replay.duration), stream.asset_counts.replay)}
+                    </tbody>
+                </table>
+            </div>
+            <h3>"Recordings"</h3>
+            {if vods.is_empty() {
+                view! { <p class="muted">"No recordings yet."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="assets">
+                        {vods.into_iter().map(|v| view! {
+                            <li><a href=v.url.clone()>{v.created_at.clone()}</a></li>
+                        }).collect_view()}
+                    </ul>
+                }.into_any()
+            }}
+        </div>
+    }
+}
+
+/// Edits every stream of the group at once; nothing is saved before Confirm.
+#[component]
+fn EditDialog(
+    streams: Vec<StreamView>,
+    on_close: impl Fn(bool) + Clone + Send + Sync + 'static,
+) -> impl IntoView {
+    let live = streams.iter().any(StreamView::is_live);
+    let drafts: Vec<(StreamView, RwSignal<Processing>)> = streams
+        .into_iter()
+        .map(|s| {
+            let p = s.processing.settings;
+            (s, RwSignal::new(p))
+        })
+        .collect();
+    let drafts = StoredValue::new(drafts);
+    let active = RwSignal::new(0usize);
+    let save = ServerAction::<SaveProcessing>::new();
+    let invalid = move || {
+        drafts.with_value(|d| d.iter().any(|(_, s)| !s.with(|s| s.violations().is_empty())))
+    };
+    let confirm = move |_| {
+        let edits = drafts.with_value(|d| {
+            d.iter()
+                .map(|(s, p)| (s.id.clone(), p.get_untracked()))
+                .collect::<Vec<_>>()
+        });
+        save.dispatch(SaveProcessing { edits });
+    };
+    let close = on_close.clone();
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = save.value().get() {
+            close(true);
+        }
+    });
+    let error = move || save.value().get().and_then(Result::err);
+    let server_field = Signal::derive(move || {
+        error().and_then(|e| {
+            e.field.map(|field| FieldError {
+                field,
+                message: e.message,
+            })
+        })
+    });
+    let cancel = on_close.clone();
+    view! {
+        <div class="overlay">
+            <div class="dialog card" role="dialog" aria-modal="true" aria-labelledby="edit-title">
+                <h2 id="edit-title">"Edit live processing"</h2>
+                <p class="note info">
+                    {if live {
+                        "This stream is live: changes apply at its next ingest (stop and restart the stream)."
+                    } else {
+                        "Changes apply at the stream's next ingest."
+                    }}
+                </p>
+                {drafts.with_value(|d| d.len() > 1).then(|| view! {
+                    <div class="tabs" role="tablist">
+                        {drafts.with_value(|d| d.iter().enumerate().map(|(i, (s, _))| view! {
+                            <button type="button" role="tab" class="tab"
+                                aria-selected=move || (active.get() == i).to_string()
+                                on:click=move |_| active.set(i)>{s.profile.clone()}</button>
+                        }).collect_view())}
+                    </div>
+                })}
+                {move || {
+                    let i = active.get();
+                    drafts.with_value(|d| {
+                        let (s, p) = &d[i];
+                        view! {
+                            <div role="tabpanel" aria-label=format!("{} settings", s.profile)>
+                                <ProcessingForm settings=*p id_prefix=format!("edit-{}", s.profile) server_error=server_field/>
+                            </div>
+                        }
+                    })
+                }}
+                {move || error().map(|e| view! { <ErrorNote error=e/> })}
+                <div class="actions">
+                    <button type="button" class="secondary" on:click=move |_| cancel(false)>"Cancel"</button>
+                    <button type="button" class="primary" on:click=confirm
+                        disabled=move || invalid() || save.pending().get()>"Confirm"</button>
+                </div>
+            </div>
+        </div>
+    }
+}

@@ -1,0 +1,1185 @@
+//! The store: the only home of SQL. One code path for SQLite and PostgreSQL through sqlx's Any
+//! driver; the schema (`migrations/`) sticks to types both decode the same way.
+
+use std::str::FromStr;
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use crate::error::ApiError;
+use crate::settings::{Processing, ProcessingPatch, PROFILES};
+use crate::view::*;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Dashboard sign-ins last a week.
+const WEB_SESSION_MS: i64 = 7 * 24 * 3600 * 1000;
+pub const DEFAULT_ASSET_LIMIT: i64 = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("creating the database folder {0}: {1}")]
+    Folder(String, std::io::Error),
+}
+
+/// Database failures reach clients as a bare 500; the cause goes to the log.
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        tracing::error!(error = %e, "database error");
+        ApiError::internal()
+    }
+}
+
+/// Where absolute URLs in answers point.
+#[derive(Debug, Clone)]
+pub struct Urls {
+    /// `--public-url` without a trailing slash.
+    pub public: String,
+    /// RTMP ingest base, e.g. `rtmp://host:1935`.
+    pub rtmp: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Editor,
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Editor => "editor",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = ApiError;
+    fn from_str(s: &str) -> Result<Self, ApiError> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "editor" => Ok(Role::Editor),
+            "viewer" => Ok(Role::Viewer),
+            _ => Err(ApiError::bad_request(
+                "invalid_role",
+                format!("role must be one of admin, editor, viewer (got {s:?})"),
+            )),
+        }
+    }
+}
+
+/// The caller, as found from an API key or a dashboard cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub key_id: String,
+    pub organisation_id: String,
+    pub role: Role,
+    pub operator: bool,
+}
+
+impl Principal {
+    pub fn require_edit(&self) -> Result<(), ApiError> {
+        if self.role == Role::Viewer {
+            return Err(ApiError::forbidden("viewer keys are read only"));
+        }
+        Ok(())
+    }
+
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.role != Role::Admin {
+            return Err(ApiError::forbidden(
+                "only admin keys may manage keys and the organisation",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn require_operator(&self) -> Result<(), ApiError> {
+        if !self.operator {
+            return Err(ApiError::forbidden(
+                "only the operator key may manage organisations",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub state: Option<String>,
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    pub organisations: i64,
+    pub streams: i64,
+    pub live_sessions: i64,
+    pub sessions: i64,
+}
+
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A fresh operator key, for when none was given on the command line.
+pub fn new_operator_key() -> String {
+    new_secret("lp_")
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// 256 random bits, hex, with a prefix that says what the secret is.
+fn new_secret(prefix: &str) -> String {
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    format!("{prefix}{}", hex::encode(b))
+}
+
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A stream name as RTMP encoders show it: two groups of five lowercase letters and digits.
+fn new_streamname() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let mut b = [0u8; 10];
+    rand::thread_rng().fill_bytes(&mut b);
+    let s: String = b
+        .iter()
+        .map(|x| ALPHABET[*x as usize % ALPHABET.len()] as char)
+        .collect();
+    format!("{}-{}", &s[..5], &s[5..])
+}
+
+/// An SQLite URL without an explicit mode gets `mode=rwc`, so a fresh data folder just works.
+fn with_create_mode(url: &str) -> String {
+    if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}mode=rwc")
+    } else {
+        url.to_string()
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    postgres: bool,
+}
+
+impl Store {
+    /// Connects, creating the SQLite file (and its folder) if needed, and runs the migrations.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .map(|p| p.split('?').next().unwrap_or(p))
+        {
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| StoreError::Folder(dir.display().to_string(), e))?;
+                }
+            }
+        }
+        let postgres = url.starts_with("postgres");
+        let pool = AnyPoolOptions::new()
+            .max_connections(if postgres { 10 } else { 4 })
+            .connect(&with_create_mode(url))
+            .await?;
+        if !postgres {
+            // WAL lets the dashboard read while ingest writes; it is a property of the file.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+        }
+        MIGRATOR.run(&pool).await?;
+        Ok(Store { pool, postgres })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        if self.postgres {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- organisations and keys ------------------------------------------------------------
+
+    /// Makes sure organisation `default` exists with live processing enabled and `key` as its
+    /// operator admin key.
+    pub async fn ensure_operator(&self, key: &str) -> Result<(), ApiError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT id FROM organisations WHERE id = 'default'")
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if exists {
+            sqlx::query("UPDATE organisations SET live_processing = 1 WHERE id = 'default'")
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO organisations (id, name, live_processing, created_at) \
+                 VALUES ('default', 'default', 1, $1)",
+            )
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let hash = hash_secret(key);
+        let found = sqlx::query("SELECT id FROM api_keys WHERE key_hash = $1")
+            .bind(&hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match found {
+            Some(row) => {
+                let id: String = row.try_get("id")?;
+                sqlx::query(
+                    "UPDATE api_keys SET organisation_id = 'default', role = 'admin', operator = 1 \
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO api_keys (id, organisation_id, key_hash, role, operator, created_at) \
+                     VALUES ($1, 'default', $2, 'admin', 1, $3)",
+                )
+                .bind(new_id())
+                .bind(hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn has_operator(&self) -> Result<bool, ApiError> {
+        Ok(
+            sqlx::query("SELECT id FROM api_keys WHERE operator = 1 LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
+    }
+
+    pub async fn authenticate(&self, key: &str) -> Result<Option<Principal>, ApiError> {
+        let row = sqlx::query(
+            "SELECT id, organisation_id, role, operator FROM api_keys WHERE key_hash = $1",
+        )
+        .bind(hash_secret(key))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| principal_from_row(&r, "id")).transpose()
+    }
+
+    pub async fn organisation(&self, id: &str) -> Result<OrganisationView, ApiError> {
+        let row = sqlx::query("SELECT id, name, live_processing FROM organisations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| ApiError::not_found("organisation"))?;
+        let enabled: i64 = row.try_get("live_processing")?;
+        Ok(OrganisationView {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            packages: Packages {
+                live_processing: if enabled == 1 {
+                    "enabled"
+                } else {
+                    "upgrade_needed"
+                }
+                .into(),
+            },
+        })
+    }
+
+    /// Creates an organisation (live processing off) and its first admin key, shown only here.
+    pub async fn create_organisation(
+        &self,
+        name: &str,
+    ) -> Result<(OrganisationView, String), ApiError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(ApiError::bad_request(
+                "invalid_name",
+                "name must be 1 to 100 characters",
+            ));
+        }
+        let id = new_id();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO organisations (id, name, live_processing, created_at) VALUES ($1, $2, 0, $3)",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        let key = new_secret("lp_");
+        insert_key(&mut tx, &id, &key, Role::Admin).await?;
+        tx.commit().await?;
+        Ok((self.organisation(&id).await?, key))
+    }
+
+    pub async fn set_live_processing(
+        &self,
+        organisation_id: &str,
+        enabled: bool,
+    ) -> Result<OrganisationView, ApiError> {
+        let done = sqlx::query("UPDATE organisations SET live_processing = $1 WHERE id = $2")
+            .bind(enabled as i64)
+            .bind(organisation_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(ApiError::not_found("organisation"));
+        }
+        self.organisation(organisation_id).await
+    }
+
+    pub async fn create_key(&self, organisation_id: &str, role: Role) -> Result<String, ApiError> {
+        let key = new_secret("lp_");
+        let mut tx = self.pool.begin().await?;
+        insert_key(&mut tx, organisation_id, &key, role).await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    // ---- dashboard sign-in -----------------------------------------------------------------
+
+    /// Exchanges an API key for a cookie token; None when the key is unknown.
+    pub async fn sign_in(&self, key: &str) -> Result<Option<String>, ApiError> {
+        let Some(p) = self.authenticate(key).await? else {
+            return Ok(None);
+        };
+        let token = new_secret("ws_");
+        let now = now_ms();
+        sqlx::query("DELETE FROM web_sessions WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO web_sessions (token_hash, api_key_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(hash_secret(&token))
+        .bind(p.key_id)
+        .bind(now)
+        .bind(now + WEB_SESSION_MS)
+        .execute(&self.pool)
+        .await?;
+        Ok(Some(token))
+    }
+
+    pub async fn web_principal(&self, token: &str) -> Result<Option<Principal>, ApiError> {
+        let row = sqlx::query(
+            "SELECT k.id AS key_id, k.organisation_id, k.role, k.operator FROM web_sessions w \
+             JOIN api_keys k ON k.id = w.api_key_id WHERE w.token_hash = $1 AND w.expires_at > $2",
+        )
+        .bind(hash_secret(token))
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| principal_from_row(&r, "key_id")).transpose()
+    }
+
+    pub async fn sign_out(&self, token: &str) -> Result<(), ApiError> {
+        sqlx::query("DELETE FROM web_sessions WHERE token_hash = $1")
+            .bind(hash_secret(token))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn me(&self, p: &Principal) -> Result<Me, ApiError> {
+        Ok(Me {
+            organisation: self.organisation(&p.organisation_id).await?,
+            role: p.role.as_str().into(),
+            operator: p.operator,
+        })
+    }
+
+    // ---- streams ---------------------------------------------------------------------------
+
+    /// Creates a stream group: the passthrough stream plus one stream per transcoding profile.
+    /// Answers the passthrough stream.
+    pub async fn create_stream(
+        &self,
+        p: &Principal,
+        req: &CreateStream,
+        urls: &Urls,
+    ) -> Result<StreamView, ApiError> {
+        p.require_edit()?;
+        let name = req.name.as_deref().unwrap_or("").trim().to_string();
+        if name.chars().count() > 200 {
+            return Err(ApiError::bad_request(
+                "invalid_name",
+                "name must be at most 200 characters",
+            ));
+        }
+        let tags = clean_tags(&req.tags)?;
+        if let Some(src) = &req.source {
+            if !(src.starts_with("rtsp://") || src.starts_with("rtsps://")) || src.len() > 2048 {
+                return Err(ApiError::bad_request(
+                    "invalid_source",
+                    "source must be an rtsp:// or rtsps:// URL",
+                ));
+            }
+        }
+        let profiles = group_profiles(req.transcoding.as_ref().map(|t| &t.profiles[..]))?;
+        for key in req.profile_processing.keys() {
+            if !profiles.contains(key) {
+                return Err(ApiError::bad_request(
+                    "unknown_profile",
+                    format!("profileProcessing names {key:?}, which is not a profile of this stream"),
+                ));
+            }
+        }
+        let mut settings = Vec::new();
+        for profile in &profiles {
+            let mut s = Processing::default();
+            if let Some(patch) = &req.processing {
+                s.apply(patch);
+            }
+            if let Some(patch) = req.profile_processing.get(profile) {
+                s.apply(patch);
+            }
+            s.validate()?;
+            settings.push(s);
+        }
+        if settings.iter().any(Processing::any_enabled) {
+            self.require_live_processing(&p.organisation_id).await?;
+        }
+
+        let group_id = new_id();
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO stream_groups (id, organisation_id, name, source, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&group_id)
+        .bind(&p.organisation_id)
+        .bind(&name)
+        .bind(req.source.clone())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        for tag in &tags {
+            sqlx::query("INSERT INTO stream_tags (group_id, tag) VALUES ($1, $2)")
+                .bind(&group_id)
+                .bind(tag)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut first = None;
+        for (position, (profile, s)) in profiles.iter().zip(&settings).enumerate() {
+            let id = new_id();
+            sqlx::query(
+                "INSERT INTO streams (id, group_id, organisation_id, profile, streamname, position, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&id)
+            .bind(&group_id)
+            .bind(&p.organisation_id)
+            .bind(profile)
+            .bind(new_streamname())
+            .bind(position as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            write_settings(&mut tx, &id, s, now).await?;
+            first.get_or_insert(id);
+        }
+        tx.commit().await?;
+        let id = first.expect("passthrough always exists");
+        self.stream(p, &id, DEFAULT_ASSET_LIMIT, urls).await
+    }
+
+    /// One stream of the caller's organisation; another organisation's stream is "not found".
+    pub async fn stream(
+        &self,
+        p: &Principal,
+        id: &str,
+        asset_limit: i64,
+        urls: &Urls,
+    ) -> Result<StreamView, ApiError> {
+        let row = self.stream_row(p, id).await?;
+        self.view(row, asset_limit, urls).await
+    }
+
+    pub async fn streams(
+        &self,
+        p: &Principal,
+        filter: &ListFilter,
+        asset_limit: i64,
+        urls: &Urls,
+    ) -> Result<Vec<StreamView>, ApiError> {
+        let live = match filter.state.as_deref() {
+            None | Some("") => None,
+            Some("live") => Some(true),
+            Some("idle") => Some(false),
+            Some(other) => {
+                return Err(ApiError::bad_request(
+                    "invalid_state",
+                    format!("state must be live or idle (got {other:?})"),
+                ))
+            }
+        };
+        let rows = sqlx::query(&format!(
+            "{STREAM_SELECT} WHERE s.organisation_id = $1 \
+             AND ($2 = '' OR EXISTS (SELECT 1 FROM stream_tags t WHERE t.group_id = s.group_id AND t.tag = $2)) \
+             ORDER BY g.created_at DESC, s.group_id, s.position"
+        ))
+        .bind(&p.organisation_id)
+        .bind(filter.tag.clone().unwrap_or_default())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let v = self.view(StreamRow::from_row(&row)?, asset_limit, urls).await?;
+            if live.is_none_or(|l| l == v.is_live()) {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every stream of the group `id` belongs to (found by group or by any member stream).
+    pub async fn group(
+        &self,
+        p: &Principal,
+        id: &str,
+        asset_limit: i64,
+        urls: &Urls,
+    ) -> Result<Vec<StreamView>, ApiError> {
+        let rows = sqlx::query(&format!(
+            "{STREAM_SELECT} WHERE s.organisation_id = $1 AND s.group_id = \
+             COALESCE((SELECT group_id FROM streams WHERE id = $2), $2) ORDER BY s.position"
+        ))
+        .bind(&p.organisation_id)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Err(ApiError::not_found("stream group"));
+        }
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(self.view(StreamRow::from_row(&row)?, asset_limit, urls).await?);
+        }
+        Ok(out)
+    }
+
+    /// Saves new settings for one stream; a live stream gets them at its next ingest.
+    pub async fn update_processing(
+        &self,
+        p: &Principal,
+        id: &str,
+        patch: &ProcessingPatch,
+        urls: &Urls,
+    ) -> Result<StreamView, ApiError> {
+        p.require_edit()?;
+        let row = self.stream_row(p, id).await?;
+        self.save_many(p, vec![(row.id.clone(), patch.clone())]).await?;
+        self.stream(p, id, DEFAULT_ASSET_LIMIT, urls).await
+    }
+
+    /// "Sync settings across profiles": the passthrough stream's settings with `patch` applied
+    /// become the settings of every stream of the group.
+    pub async fn update_group_processing(
+        &self,
+        p: &Principal,
+        group_id: &str,
+        patch: &ProcessingPatch,
+        urls: &Urls,
+    ) -> Result<Vec<StreamView>, ApiError> {
+        p.require_edit()?;
+        let streams = self.group(p, group_id, 0, urls).await?;
+        let mut base = streams[0].processing.settings;
+        base.apply(patch);
+        let full = ProcessingPatch::from(base);
+        let edits = streams.iter().map(|s| (s.id.clone(), full.clone())).collect();
+        self.save_many(p, edits).await?;
+        self.group(p, group_id, DEFAULT_ASSET_LIMIT, urls).await
+    }
+
+    /// Saves several streams' settings at once (the dashboard's Edit dialog): all are checked
+    /// before any is written, so a range error leaves every stream as it was.
+    pub async fn save_group_settings(
+        &self,
+        p: &Principal,
+        edits: Vec<(String, Processing)>,
+        urls: &Urls,
+    ) -> Result<Vec<StreamView>, ApiError> {
+        p.require_edit()?;
+        let first = edits
+            .first()
+            .map(|e| e.0.clone())
+            .ok_or_else(|| ApiError::bad_request("empty", "no settings to save"))?;
+        let edits = edits
+            .into_iter()
+            .map(|(id, s)| (id, ProcessingPatch::from(s)))
+            .collect();
+        self.save_many(p, edits).await?;
+        self.group(p, &first, DEFAULT_ASSET_LIMIT, urls).await
+    }
+
+    async fn save_many(
+        &self,
+        p: &Principal,
+        edits: Vec<(String, ProcessingPatch)>,
+    ) -> Result<(), ApiError> {
+        let mut next = Vec::new();
+        let mut enables = false;
+        for (id, patch) in &edits {
+            let row = self.stream_row(p, id).await?;
+            let before = self.settings(&row.id).await?;
+            let mut after = before;
+            after.apply(patch);
+            after.validate()?;
+            enables |= after.enables_more_than(&before);
+            next.push((row.id, after));
+        }
+        if enables {
+            self.require_live_processing(&p.organisation_id).await?;
+        }
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for (id, s) in &next {
+            write_settings(&mut tx, id, s, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a stream. The passthrough stream takes its whole group with it; a profile stream
+    /// leaves the rest of its group.
+    pub async fn delete_stream(&self, p: &Principal, id: &str) -> Result<(), ApiError> {
+        p.require_edit()?;
+        let row = self.stream_row(p, id).await?;
+        if row.profile == "passthrough" {
+            sqlx::query("DELETE FROM stream_groups WHERE id = $1")
+                .bind(&row.group_id)
+                .execute(&self.pool)
+                .await?;
+        } else {
+            sqlx::query("DELETE FROM streams WHERE id = $1")
+                .bind(&row.id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn counts(&self) -> Result<Counts, ApiError> {
+        let one = |sql: &'static str| async move {
+            let row = sqlx::query(sql).fetch_one(&self.pool).await?;
+            row.try_get::<i64, _>(0).map_err(ApiError::from)
+        };
+        Ok(Counts {
+            organisations: one("SELECT COUNT(*) FROM organisations").await?,
+            streams: one("SELECT COUNT(*) FROM streams").await?,
+            live_sessions: one("SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL").await?,
+            sessions: one("SELECT COUNT(*) FROM sessions").await?,
+        })
+    }
+
+    // ---- internals -------------------------------------------------------------------------
+
+    async fn require_live_processing(&self, organisation_id: &str) -> Result<(), ApiError> {
+        if self
+            .organisation(organisation_id)
+            .await?
+            .live_processing_enabled()
+        {
+            Ok(())
+        } else {
+            Err(ApiError::upgrade_needed())
+        }
+    }
+
+    async fn stream_row(&self, p: &Principal, id: &str) -> Result<StreamRow, ApiError> {
+        let row = sqlx::query(&format!(
+            "{STREAM_SELECT} WHERE s.id = $1 AND s.organisation_id = $2"
+        ))
+        .bind(id)
+        .bind(&p.organisation_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("stream"))?;
+        StreamRow::from_row(&row)
+    }
+
+    pub async fn settings(&self, stream_id: &str) -> Result<Processing, ApiError> {
+        let rows = sqlx::query(
+            "SELECT process, enabled, interval_s, duration_s FROM processing_settings WHERE stream_id = $1",
+        )
+        .bind(stream_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut s = Processing::default();
+        for r in rows {
+            let process: String = r.try_get("process")?;
+            let enabled = r.try_get::<i64, _>("enabled")? == 1;
+            let interval: Option<i64> = r.try_get("interval_s")?;
+            let duration: Option<i64> = r.try_get("duration_s")?;
+            match process.as_str() {
+                "thumbnail" => {
+                    s.thumbnail.enabled = enabled;
+                    s.thumbnail.interval = interval.unwrap_or(s.thumbnail.interval);
+                }
+                "motionclip" => {
+                    s.motionclip.enabled = enabled;
+                    s.motionclip.interval = interval.unwrap_or(s.motionclip.interval);
+                    s.motionclip.duration = duration.unwrap_or(s.motionclip.duration);
+                }
+                "recording" => {
+                    s.recording.enabled = enabled;
+                    s.recording.duration = duration;
+                }
+                "replay" => {
+                    s.replay.enabled = enabled;
+                    s.replay.duration = duration;
+                }
+                _ => {}
+            }
+        }
+        Ok(s)
+    }
+
+    async fn view(
+        &self,
+        row: StreamRow,
+        asset_limit: i64,
+        urls: &Urls,
+    ) -> Result<StreamView, ApiError> {
+        let settings = self.settings(&row.id).await?;
+        let open = sqlx::query(
+            "SELECT processing FROM sessions WHERE stream_id = $1 AND ended_at IS NULL \
+             ORDER BY started_at DESC LIMIT 1",
+        )
+        .bind(&row.id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let live = open.is_some();
+        // Pending: the open session runs with other settings than those saved.
+        let pending = match open {
+            Some(r) => {
+                let snapshot: String = r.try_get("processing")?;
+                serde_json::from_str::<Processing>(&snapshot).ok() != Some(settings)
+            }
+            None => false,
+        };
+        let tags = sqlx::query("SELECT tag FROM stream_tags WHERE group_id = $1 ORDER BY tag")
+            .bind(&row.group_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("tag"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let counts = self.asset_counts(&row.id).await?;
+        let playout = self.playout(&row, &settings, asset_limit, urls).await?;
+        Ok(StreamView {
+            ingest: Ingest {
+                rtmp: RtmpIngest {
+                    url: format!("{}/live", urls.rtmp),
+                    streamname: row.streamname.clone(),
+                },
+                source: row.source.clone(),
+            },
+            id: row.id,
+            streamgroup: row.group_id,
+            name: row.name,
+            streamname: row.streamname,
+            profile: row.profile,
+            state: if live { "live" } else { "idle" }.into(),
+            tags,
+            created_at: rfc3339(row.created_at),
+            processing: ProcessingView { settings, pending },
+            playout,
+            asset_counts: counts,
+        })
+    }
+
+    async fn asset_counts(&self, stream_id: &str) -> Result<AssetCounts, ApiError> {
+        let rows = sqlx::query(
+            "SELECT kind, COUNT(*) AS n FROM assets WHERE stream_id = $1 GROUP BY kind",
+        )
+        .bind(stream_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut c = AssetCounts::default();
+        for r in rows {
+            let kind: String = r.try_get("kind")?;
+            let n: i64 = r.try_get("n")?;
+            match kind.as_str() {
+                "thumbnail" => c.thumbnail = n,
+                "motionclip" => c.motionclip = n,
+                "recording" => c.recording = n,
+                "replay" => c.replay = n,
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+
+    async fn assets(
+        &self,
+        stream_id: &str,
+        kind: &str,
+        limit: i64,
+    ) -> Result<Vec<AssetRow>, ApiError> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.session_id, a.path, a.status, a.created_at, a.duration_ms, a.width, \
+             a.height, a.size_bytes, a.idx, ss.started_at, ss.ended_at FROM assets a \
+             LEFT JOIN sessions ss ON ss.id = a.session_id \
+             WHERE a.stream_id = $1 AND a.kind = $2 ORDER BY a.created_at DESC, a.idx DESC LIMIT $3",
+        )
+        .bind(stream_id)
+        .bind(kind)
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(AssetRow::from_row).collect()
+    }
+
+    async fn playout(
+        &self,
+        row: &StreamRow,
+        settings: &Processing,
+        limit: i64,
+        urls: &Urls,
+    ) -> Result<Playout, ApiError> {
+        let base = &urls.public;
+        let id = &row.id;
+        let asset_url = |path: &str| format!("{base}/assets/{path}");
+        let link = |url: String, kind: &str| Link {
+            url,
+            kind: kind.into(),
+        };
+        let mut out = Playout {
+            hls: vec![link(format!("{base}/hls/{id}/index.m3u8"), "live")],
+            web: vec![WebEntry::Link(link(format!("{base}/playout/{id}"), "live"))],
+            ..Playout::default()
+        };
+        for a in self.assets(id, "recording", limit).await? {
+            out.web.push(WebEntry::Vod(VodEntry {
+                url: asset_url(&a.path),
+                kind: "vod".into(),
+                created_at: rfc3339(a.created_at),
+                stream_id: id.clone(),
+                session_id: a.session_id.clone(),
+                index: a.idx,
+                duration: a.duration_ms.map(|d| d as f64 / 1000.0),
+                size: a.size_bytes,
+                status: a.status.clone(),
+            }));
+        }
+        for a in self.assets(id, "replay", limit).await? {
+            let Some(session) = a.session_id.clone() else {
+                continue;
+            };
+            out.replay.push(ReplayEntry {
+                url: format!("{base}/replay/{session}"),
+                hls: asset_url(&a.path),
+                kind: "session".into(),
+                index: a.idx,
+                stream_id: id.clone(),
+                streamname: row.streamname.clone(),
+                session_id: session,
+                started_at: rfc3339(a.started_at.unwrap_or(a.created_at)),
+                ended_at: a.ended_at.map(rfc3339),
+            });
+        }
+        let thumbs = self.assets(id, "thumbnail", limit).await?;
+        if settings.thumbnail.enabled || !thumbs.is_empty() {
+            out.thumbnails.push(ThumbnailEntry::Link(link(
+                format!("{base}/assets/{id}/thumbnail/latest.jpg"),
+                "latest",
+            )));
+        }
+        for a in thumbs {
+            out.thumbnails.push(ThumbnailEntry::Image(ImageEntry {
+                url: asset_url(&a.path),
+                kind: "image".into(),
+                created_at: rfc3339(a.created_at),
+                width: a.width,
+                height: a.height,
+            }));
+        }
+        let clips = self.assets(id, "motionclip", limit).await?;
+        if settings.motionclip.enabled || !clips.is_empty() {
+            out.motionclip.push(MotionClipEntry::Link(link(
+                format!("{base}/assets/{id}/motionclip/latest.gif"),
+                "latest",
+            )));
+        }
+        for a in clips {
+            out.motionclip.push(MotionClipEntry::Clip(ClipEntry {
+                url: asset_url(&a.path),
+                kind: "clip".into(),
+                created_at: rfc3339(a.created_at),
+                duration: a.duration_ms.map(|d| d as f64 / 1000.0),
+            }));
+        }
+        Ok(out)
+    }
+}
+
+/// Profiles of a new group: passthrough first, then the requested ones in order.
+fn group_profiles(requested: Option<&[String]>) -> Result<Vec<String>, ApiError> {
+    let mut out = vec!["passthrough".to_string()];
+    for p in requested.unwrap_or_default() {
+        if !PROFILES.contains(&p.as_str()) {
+            return Err(ApiError::bad_request(
+                "unknown_profile",
+                format!(
+                    "unknown transcoding profile {p:?}; known profiles: {}",
+                    PROFILES[1..].join(", ")
+                ),
+            ));
+        }
+        if out.contains(p) {
+            if p == "passthrough" {
+                continue;
+            }
+            return Err(ApiError::bad_request(
+                "duplicate_profile",
+                format!("transcoding profile {p:?} is listed twice"),
+            ));
+        }
+        out.push(p.clone());
+    }
+    Ok(out)
+}
+
+fn clean_tags(tags: &[String]) -> Result<Vec<String>, ApiError> {
+    if tags.len() > 20 {
+        return Err(ApiError::bad_request(
+            "invalid_tags",
+            "at most 20 tags per stream",
+        ));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for t in tags {
+        let t = t.trim();
+        if t.is_empty() || t.chars().count() > 64 {
+            return Err(ApiError::bad_request(
+                "invalid_tags",
+                "each tag must be 1 to 64 characters",
+            ));
+        }
+        if !out.iter().any(|x| x == t) {
+            out.push(t.to_string());
+        }
+    }
+    Ok(out)
+}
+
+async fn insert_key(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    organisation_id: &str,
+    key: &str,
+    role: Role,
+) -> Result<(), ApiError> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, organisation_id, key_hash, role, operator, created_at) \
+         VALUES ($1, $2, $3, $4, 0, $5)",
+    )
+    .bind(new_id())
+    .bind(organisation_id)
+    .bind(hash_secret(key))
+    .bind(role.as_str())
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn write_settings(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    stream_id: &str,
+    s: &Processing,
+    now: i64,
+) -> Result<(), ApiError> {
+    sqlx::query("DELETE FROM processing_settings WHERE stream_id = $1")
+        .bind(stream_id)
+        .execute(&mut **tx)
+        .await?;
+    let rows: [(&str, bool, Option<i64>, Option<i64>); 4] = [
+        ("thumbnail", s.thumbnail.enabled, Some(s.thumbnail.interval), None),
+        (
+            "motionclip",
+            s.motionclip.enabled,
+            Some(s.motionclip.interval),
+            Some(s.motionclip.duration),
+        ),
+        ("recording", s.recording.enabled, None, s.recording.duration),
+        ("replay", s.replay.enabled, None, s.replay.duration),
+    ];
+    for (process, enabled, interval, duration) in rows {
+        sqlx::query(
+            "INSERT INTO processing_settings (stream_id, process, enabled, interval_s, duration_s, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(stream_id)
+        .bind(process)
+        .bind(enabled as i64)
+        .bind(interval)
+        .bind(duration)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+fn principal_from_row(r: &AnyRow, key_col: &str) -> Result<Principal, ApiError> {
+    let role: String = r.try_get("role")?;
+    Ok(Principal {
+        key_id: r.try_get(key_col)?,
+        organisation_id: r.try_get("organisation_id")?,
+        role: role.parse()?,
+        operator: r.try_get::<i64, _>("operator")? == 1,
+    })
+}
+
+const STREAM_SELECT: &str = "SELECT s.id, s.group_id, s.profile, s.streamname, s.created_at, \
+     g.name, g.source FROM streams s JOIN stream_groups g ON g.id = s.group_id";
+
+struct StreamRow {
+    id: String,
+    group_id: String,
+    profile: String,
+    streamname: String,
+    created_at: i64,
+    name: String,
+    source: Option<String>,
+}
+
+impl StreamRow {
+    fn from_row(r: &AnyRow) -> Result<Self, ApiError> {
+        Ok(StreamRow {
+            id: r.try_get("id")?,
+            group_id: r.try_get("group_id")?,
+            profile: r.try_get("profile")?,
+            streamname: r.try_get("streamname")?,
+            created_at: r.try_get("created_at")?,
+            name: r.try_get("name")?,
+            source: r.try_get("source")?,
+        })
+    }
+}
+
+struct AssetRow {
+    session_id: Option<String>,
+    path: String,
+    status: String,
+    created_at: i64,
+    duration_ms: Option<i64>,
+    width: Option<i64>,
+    height: Option<i64>,
+    size_bytes: Option<i64>,
+    idx: i64,
+    started_at: Option<i64>,
+    ended_at: Option<i64>,
+}
+
+impl AssetRow {
+    fn from_row(r: &AnyRow) -> Result<Self, ApiError> {
+        Ok(AssetRow {
+            session_id: r.try_get("session_id")?,
+            path: r.try_get("path")?,
+            status: r.try_get("status")?,
+            created_at: r.try_get("created_at")?,
+            duration_ms: r.try_get("duration_ms")?,
+            width: r.try_get("width")?,
+            height: r.try_get("height")?,
+            size_bytes: r.try_get("size_bytes")?,
+            idx: r.try_get("idx")?,
+            started_at: r.try_get("started_at")?,
+            ended_at: r.try_get("ended_at")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_keep_passthrough_first_and_refuse_unknown() {
+        assert_eq!(
+            group_profiles(Some(&["720p".into(), "360p".into()])).unwrap(),
+            vec!["passthrough", "720p", "360p"]
+        );
+        let e = group_profiles(Some(&["4k".into()])).unwrap_err();
+        assert_eq!(e.code, "unknown_profile");
+        assert!(e.message.contains("720p"));
+        assert_eq!(
+            group_profiles(Some(&["720p".into(), "720p".into()]))
+                .unwrap_err()
+                .code,
+            "duplicate_profile"
+        );
+    }
+
+    #[test]
+    fn streamnames_look_like_encoder_keys() {
+        let s = new_streamname();
+        assert_eq!(s.len(), 11);
+        assert_eq!(&s[5..6], "-");
+    }
+
+    #[test]
+    fn sqlite_urls_get_create_mode() {
+        assert_eq!(with_create_mode("sqlite://a/b.db"), "sqlite://a/b.db?mode=rwc");
+        assert_eq!(with_create_mode("sqlite://a.db?x=1"), "sqlite://a.db?x=1&mode=rwc");
+        assert_eq!(with_create_mode("postgres://x/y"), "postgres://x/y");
+    }
+}
+
+/// What server code hands to request handlers and server functions.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Store,
+    pub urls: Urls,
+}

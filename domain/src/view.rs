@@ -1,0 +1,241 @@
+//! What the API answers and the dashboard shows: the bintu-shaped stream object and friends.
+//! Field names are camelCase as in nanoStream's bintu API, so bintu clients port easily.
+
+use serde::{Deserialize, Serialize};
+
+use std::collections::HashMap;
+
+use crate::settings::{Processing, ProcessingPatch};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct StreamView {
+    pub id: String,
+    pub streamgroup: String,
+    pub name: String,
+    pub streamname: String,
+    pub profile: String,
+    /// "idle" or "live".
+    pub state: String,
+    pub tags: Vec<String>,
+    pub created_at: String,
+    pub ingest: Ingest,
+    pub processing: ProcessingView,
+    pub playout: Playout,
+    /// How many assets of each process this stream has in all (the lists above are limited).
+    pub asset_counts: AssetCounts,
+}
+
+impl StreamView {
+    pub fn is_live(&self) -> bool {
+        self.state == "live"
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+pub struct Ingest {
+    pub rtmp: RtmpIngest,
+    /// The rtsp:// URL pulled for this stream, or null for RTMP push.
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+pub struct RtmpIngest {
+    pub url: String,
+    pub streamname: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+pub struct ProcessingView {
+    #[serde(flatten)]
+    pub settings: Processing,
+    /// True while saved settings wait for the stream's next ingest.
+    pub pending: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+pub struct AssetCounts {
+    pub thumbnail: i64,
+    pub motionclip: i64,
+    pub recording: i64,
+    pub replay: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+pub struct Playout {
+    pub hls: Vec<Link>,
+    pub web: Vec<WebEntry>,
+    pub replay: Vec<ReplayEntry>,
+    pub thumbnails: Vec<ThumbnailEntry>,
+    pub motionclip: Vec<MotionClipEntry>,
+}
+
+/// A plain link: live HLS, the live player page, or a stable `latest` asset URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+pub struct Link {
+    pub url: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum WebEntry {
+    Vod(VodEntry),
+    Link(Link),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct VodEntry {
+    pub url: String,
+    /// Always "vod".
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub created_at: String,
+    pub stream_id: String,
+    pub session_id: Option<String>,
+    pub index: i64,
+    /// Seconds.
+    pub duration: Option<f64>,
+    pub size: Option<i64>,
+    /// "ready", "writing" or "failed".
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayEntry {
+    /// The rewatch page.
+    pub url: String,
+    /// The session's HLS playlist.
+    pub hls: String,
+    /// Always "session".
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub index: i64,
+    pub stream_id: String,
+    pub streamname: String,
+    pub session_id: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum ThumbnailEntry {
+    Image(ImageEntry),
+    Link(Link),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ImageEntry {
+    pub url: String,
+    /// Always "image".
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub created_at: String,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum MotionClipEntry {
+    Clip(ClipEntry),
+    Link(Link),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ClipEntry {
+    pub url: String,
+    /// Always "clip".
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub created_at: String,
+    /// Seconds.
+    pub duration: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+pub struct OrganisationView {
+    pub id: String,
+    pub name: String,
+    pub packages: Packages,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Packages {
+    /// "enabled" or "upgrade_needed".
+    pub live_processing: String,
+}
+
+impl OrganisationView {
+    pub fn live_processing_enabled(&self) -> bool {
+        self.packages.live_processing == "enabled"
+    }
+}
+
+/// Who is signed in to the dashboard (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    pub organisation: OrganisationView,
+    /// "admin", "editor" or "viewer".
+    pub role: String,
+    pub operator: bool,
+}
+
+impl Me {
+    pub fn can_edit(&self) -> bool {
+        self.role != "viewer"
+    }
+}
+
+/// The body of a create request; every field is optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateStream {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub transcoding: Option<Transcoding>,
+    /// rtsp:// URL to pull; left out for RTMP push.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Settings for every stream of the group.
+    #[serde(default)]
+    pub processing: Option<ProcessingPatch>,
+    /// Per-profile settings applied on top of `processing` (key: profile name).
+    #[serde(default)]
+    pub profile_processing: HashMap<String, ProcessingPatch>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Transcoding {
+    pub profiles: Vec<String>,
+}
+

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every check and test of liveproc: formatting, clippy (server and wasm), unit and
+# integration tests on SQLite and PostgreSQL, then Playwright in Chromium against the release build.
+set -euo pipefail
+source "$(dirname "$0")/tools.sh"
+cd "$ROOT"
+started=$(date +%s)
+tools_test
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "clippy: server (ssr)"
+cargo clippy -p server -p domain -p app --all-targets -- -D warnings
+log "clippy: dashboard (hydrate, wasm32)"
+cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+
+log "PostgreSQL"
+LIVEPROC_TEST_POSTGRES_URL=$(start_postgres)
+export LIVEPROC_TEST_POSTGRES_URL
+
+log "unit and integration tests (SQLite and PostgreSQL)"
+cargo nextest run -p server -p domain -p app --no-fail-fast
+
+log "cargo leptos build --release"
+cargo leptos build --release
+
+log "end-to-end (Playwright, Chromium)"
+bash scripts/e2e.sh
+
+log "all tests passed in $(( $(date +%s) - started )) s"

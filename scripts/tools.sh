@@ -1,0 +1,70 @@
+# Installs what liveproc's builds and tests need, skipping whatever is already there.
+# Sourced by scripts/run.sh and scripts/test.sh; safe to run again and again.
+#   tools_build : Rust wasm target, cargo-leptos, wasm-bindgen-cli, npm packages (wasm-opt)
+#   tools_test  : the above + Debian's chromium, ffmpeg, PostgreSQL
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CARGO_LEPTOS_VERSION=0.3.10   # 0.3.11 needs rustc 1.96
+WASM_BINDGEN_VERSION=0.2.129  # must equal the wasm-bindgen crate pinned in Cargo.toml
+export PATH="$HOME/.cargo/bin:$ROOT/end2end/node_modules/.bin:$PATH"
+
+log() { printf '\033[1m== %s\033[0m\n' "$*"; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "apt-get install ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# cargo install takes 15-30 minutes for cargo-leptos on 2 cores: only when missing or another version.
+cargo_tool() { # crate version binary
+  local crate=$1 version=$2 bin=$3
+  if ! "$bin" --version 2>/dev/null | grep -q " $version"; then
+    log "cargo install $crate $version (slow, once)"
+    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+      cargo install "$crate" --locked --version "$version"
+  fi
+}
+
+tools_build() {
+  rustup target list --installed | grep -q wasm32-unknown-unknown \
+    || rustup target add wasm32-unknown-unknown
+  # openh264's assembly (media issues) and pkg-config for -sys crates.
+  apt_install nasm pkg-config
+  cargo_tool cargo-leptos "$CARGO_LEPTOS_VERSION" cargo-leptos
+  cargo_tool wasm-bindgen-cli "$WASM_BINDGEN_VERSION" wasm-bindgen
+  # wasm-opt from npm's binaryen: Debian's (version 108) silently breaks hydration.
+  if [ ! -x "$ROOT/end2end/node_modules/.bin/wasm-opt" ] || [ ! -d "$ROOT/end2end/node_modules/@playwright/test" ]; then
+    log "npm ci (end2end)"
+    (cd "$ROOT/end2end" && npm ci --no-audit --no-fund)
+  fi
+}
+
+tools_test() {
+  tools_build
+  apt_install chromium ffmpeg postgresql curl
+  command -v cargo-nextest >/dev/null 2>&1 || cargo_tool cargo-nextest 0.9.143 cargo-nextest
+}
+
+# Starts the Debian PostgreSQL cluster and prints a URL for the tests (password auth on loopback).
+start_postgres() {
+  local ver
+  ver=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+  if ! pg_lsclusters -h | grep -q "^$ver main"; then
+    pg_createcluster "$ver" main >/dev/null
+  fi
+  pg_lsclusters -h | grep -q "^$ver main .* online" || pg_ctlcluster "$ver" main start
+  su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'liveproc-test'\"" >/dev/null
+  local port
+  port=$(pg_lsclusters -h | awk -v v="$ver" '$1 == v && $2 == "main" { print $3 }')
+  echo "postgres://postgres:liveproc-test@127.0.0.1:$port/postgres"
+}

@@ -1,0 +1,92 @@
+//! The command line of DESIGN.md: every option also read from an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "liveproc", version, about = "Live streaming server with live processing")]
+pub struct Config {
+    /// HTTP listener (pages, API, assets, HLS).
+    #[arg(long, env = "LIVEPROC_HTTP", default_value = "127.0.0.1:3000")]
+    pub http: SocketAddr,
+    /// RTMP listener.
+    #[arg(long, env = "LIVEPROC_RTMP", default_value = "127.0.0.1:1935")]
+    pub rtmp: SocketAddr,
+    /// Folder for assets and the embedded database.
+    #[arg(long, env = "LIVEPROC_DATA", default_value = "./data")]
+    pub data: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: sqlite://DATA/liveproc.db.
+    #[arg(long = "database-url", env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Operator key: ensures organisation `default` with this admin key and live processing on.
+    /// Without it, a key is generated and printed once, when no operator key exists yet.
+    #[arg(long = "admin-key", env = "LIVEPROC_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// Base of absolute URLs in API answers; default http:// + the HTTP address.
+    #[arg(long = "public-url", env = "LIVEPROC_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+impl Config {
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}/liveproc.db", self.data.display()))
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.http))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// RTMP base URL for answers: the public host with the RTMP port.
+    pub fn rtmp_url(&self) -> String {
+        let public = self.public_url();
+        let host = public
+            .split("://")
+            .nth(1)
+            .unwrap_or("")
+            .split('/')
+            .next()
+            .unwrap_or("");
+        // Strip a port, keeping bracketed IPv6 hosts whole.
+        let host = match host.rfind(':') {
+            Some(i) if !host[i..].contains(']') => &host[..i],
+            _ => host,
+        };
+        format!("rtmp://{host}:{}", self.rtmp.port())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = Config::parse_from(["liveproc"]);
+        assert_eq!(c.http.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.rtmp.to_string(), "127.0.0.1:1935");
+        assert_eq!(c.database_url(), "sqlite://./data/liveproc.db");
+        assert_eq!(c.public_url(), "http://127.0.0.1:3000");
+        assert_eq!(c.rtmp_url(), "rtmp://127.0.0.1:1935");
+    }
+
+    #[test]
+    fn public_url_sets_rtmp_host() {
+        let c = Config::parse_from([
+            "liveproc",
+            "--public-url",
+            "https://live.example.com/",
+            "--rtmp",
+            "0.0.0.0:1936",
+        ]);
+        assert_eq!(c.public_url(), "https://live.example.com");
+        assert_eq!(c.rtmp_url(), "rtmp://live.example.com:1936");
+    }
+}

@@ -1,0 +1,373 @@
+//! The REST API (`/api/v1`), shaped like nanoStream's bintu API. Routes and the OpenAPI document
+//! come from the same annotations (utoipa-axum), so they cannot drift apart.
+
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Json;
+use domain::store::{ListFilter, Role, DEFAULT_ASSET_LIMIT};
+use domain::view::{CreateStream, OrganisationView, StreamView};
+use domain::{ApiError, ProcessingPatch};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{AppState, Auth, Body, Error, ErrorBody, Params};
+use crate::metrics::Metrics;
+
+/// Request bodies are small JSON documents; anything larger is refused before parsing.
+const BODY_LIMIT: usize = 64 * 1024;
+const ASSET_LIMIT_MAX: i64 = 100;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "liveproc API", description = "Streams, live processing, organisations and keys."),
+    modifiers(&ApiKeyScheme),
+    security(("api_key" = [])),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+struct ApiKeyScheme;
+
+impl Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+/// The API routes with the OpenAPI document they describe.
+pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(create_stream))
+        .routes(routes!(get_stream, delete_stream))
+        .routes(routes!(list_streams))
+        .routes(routes!(update_processing))
+        .routes(routes!(update_group_processing))
+        .routes(routes!(get_organisation))
+        .routes(routes!(create_organisation))
+        .routes(routes!(set_packages))
+        .routes(routes!(create_key))
+        .split_for_parts()
+}
+
+pub fn router(metrics: Arc<Metrics>) -> axum::Router<AppState> {
+    let (routes, doc) = api();
+    let doc = serde_json::to_value(&doc).expect("the OpenAPI document serialises");
+    routes
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || async move { Json(doc) }),
+        )
+        .route("/api/v1", axum::routing::any(not_found))
+        .route("/api/v1/{*rest}", axum::routing::any(not_found))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(metrics, count))
+}
+
+async fn count(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    metrics.api_request(res.status().as_u16());
+    res
+}
+
+async fn not_found() -> Error {
+    ApiError::new(404, "not_found", "no such API route").into()
+}
+
+async fn method_not_allowed() -> Error {
+    ApiError::new(
+        405,
+        "method_not_allowed",
+        "this API route does not take that method",
+    )
+    .into()
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AssetLimit {
+    /// At most this many assets of each kind (default 10, at most 100).
+    asset_limit: Option<String>,
+}
+
+fn asset_limit(raw: Option<&str>) -> Result<i64, ApiError> {
+    match raw {
+        None => Ok(DEFAULT_ASSET_LIMIT),
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (0..=ASSET_LIMIT_MAX).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_asset_limit",
+                    format!("asset_limit must be an integer from 0 to {ASSET_LIMIT_MAX} (got {s:?})"),
+                )
+            }),
+    }
+}
+
+/// Create a stream group; answers its passthrough stream.
+#[utoipa::path(post, path = "/api/v1/stream", tag = "streams",
+    request_body = CreateStream,
+    responses(
+        (status = 201, body = StreamView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn create_stream(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Body(req): Body<CreateStream>,
+) -> Result<(StatusCode, Json<StreamView>), Error> {
+    let v = s.services.store.create_stream(&p, &req, &s.services.urls).await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+/// A stream with its ingest, processing settings and playouts (live, VOD, replay, thumbnails,
+/// motion clips).
+#[utoipa::path(get, path = "/api/v1/stream/{id}", tag = "streams",
+    params(("id" = String, Path), AssetLimit),
+    responses((status = 200, body = StreamView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_stream(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Params(q): Params<AssetLimit>,
+) -> Result<Json<StreamView>, Error> {
+    let limit = asset_limit(q.asset_limit.as_deref())?;
+    Ok(Json(s.services.store.stream(&p, &id, limit, &s.services.urls).await?))
+}
+
+/// Delete a stream and its assets. Deleting the passthrough stream deletes the whole group.
+#[utoipa::path(delete, path = "/api/v1/stream/{id}", tag = "streams",
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn delete_stream(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Error> {
+    s.services.store.delete_stream(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// "live" or "idle".
+    state: Option<String>,
+    /// Only streams with this tag.
+    tag: Option<String>,
+    /// At most this many assets of each kind per stream (default 10).
+    asset_limit: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct StreamList {
+    pub streams: Vec<StreamView>,
+}
+
+/// The organisation's streams, newest group first.
+#[utoipa::path(get, path = "/api/v1/streams", tag = "streams",
+    params(ListQuery),
+    responses((status = 200, body = StreamList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+async fn list_streams(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Params(q): Params<ListQuery>,
+) -> Result<Json<StreamList>, Error> {
+    let limit = asset_limit(q.asset_limit.as_deref())?;
+    let filter = ListFilter {
+        state: q.state,
+        tag: q.tag,
+    };
+    let streams = s
+        .services
+        .store
+        .streams(&p, &filter, limit, &s.services.urls)
+        .await?;
+    Ok(Json(StreamList { streams }))
+}
+
+/// Change a stream's processing; processes and fields left out keep their settings. A live
+/// stream gets the new settings at its next ingest (`processing.pending` until then).
+#[utoipa::path(put, path = "/api/v1/stream/{id}/processing", tag = "processing",
+    params(("id" = String, Path)),
+    request_body = ProcessingPatch,
+    responses((status = 200, body = StreamView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn update_processing(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Body(patch): Body<ProcessingPatch>,
+) -> Result<Json<StreamView>, Error> {
+    let v = s
+        .services
+        .store
+        .update_processing(&p, &id, &patch, &s.services.urls)
+        .await?;
+    Ok(Json(v))
+}
+
+/// "Sync settings across profiles": the same settings on every stream of the group.
+#[utoipa::path(put, path = "/api/v1/streamgroup/{id}/processing", tag = "processing",
+    params(("id" = String, Path)),
+    request_body = ProcessingPatch,
+    responses((status = 200, body = StreamList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn update_group_processing(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Body(patch): Body<ProcessingPatch>,
+) -> Result<Json<StreamList>, Error> {
+    let streams = s
+        .services
+        .store
+        .update_group_processing(&p, &id, &patch, &s.services.urls)
+        .await?;
+    Ok(Json(StreamList { streams }))
+}
+
+/// The caller's organisation and its packages.
+#[utoipa::path(get, path = "/api/v1/organisation", tag = "organisations",
+    responses((status = 200, body = OrganisationView), (status = 401, body = ErrorBody)))]
+async fn get_organisation(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> Result<Json<OrganisationView>, Error> {
+    Ok(Json(s.services.store.organisation(&p.organisation_id).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewOrganisation {
+    name: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedOrganisation {
+    pub id: String,
+    pub name: String,
+    /// The organisation's first admin key; shown only in this answer.
+    pub api_key: String,
+}
+
+/// Operator only: create an organisation (live processing "upgrade_needed") and its first key.
+#[utoipa::path(post, path = "/api/v1/organisations", tag = "organisations",
+    request_body = NewOrganisation,
+    responses((status = 201, body = CreatedOrganisation), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn create_organisation(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Body(req): Body<NewOrganisation>,
+) -> Result<(StatusCode, Json<CreatedOrganisation>), Error> {
+    p.require_operator()?;
+    let (org, key) = s.services.store.create_organisation(&req.name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedOrganisation {
+            id: org.id,
+            name: org.name,
+            api_key: key,
+        }),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PackagesUpdate {
+    live_processing: bool,
+}
+
+/// Operator only: switch an organisation's live-processing package.
+#[utoipa::path(put, path = "/api/v1/organisations/{id}/packages", tag = "organisations",
+    params(("id" = String, Path)),
+    request_body = PackagesUpdate,
+    responses((status = 200, body = OrganisationView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn set_packages(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Body(req): Body<PackagesUpdate>,
+) -> Result<Json<OrganisationView>, Error> {
+    p.require_operator()?;
+    Ok(Json(
+        s.services
+            .store
+            .set_live_processing(&id, req.live_processing)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    /// "admin", "editor" or "viewer".
+    role: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedKey {
+    /// Shown only in this answer.
+    pub api_key: String,
+    pub role: String,
+}
+
+/// Admin only: a new key of the caller's organisation.
+#[utoipa::path(post, path = "/api/v1/keys", tag = "organisations",
+    request_body = NewKey,
+    responses((status = 201, body = CreatedKey), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn create_key(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Body(req): Body<NewKey>,
+) -> Result<(StatusCode, Json<CreatedKey>), Error> {
+    p.require_admin()?;
+    let role: Role = req.role.parse()?;
+    let key = s.services.store.create_key(&p.organisation_id, role).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            api_key: key,
+            role: role.as_str().into(),
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asset_limit_parses_and_bounds() {
+        assert_eq!(asset_limit(None).unwrap(), 10);
+        assert_eq!(asset_limit(Some("0")).unwrap(), 0);
+        assert_eq!(asset_limit(Some("100")).unwrap(), 100);
+        assert_eq!(
+            asset_limit(Some("101")).unwrap_err().code,
+            "invalid_asset_limit"
+        );
+        assert!(asset_limit(Some("x")).is_err());
+    }
+}

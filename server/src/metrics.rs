@@ -1,0 +1,60 @@
+//! Counters for `/metrics`. The gauges (streams, sessions) are read from the store when scraped.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use domain::store::Counts;
+
+#[derive(Default)]
+pub struct Metrics {
+    /// API requests by status class: index 0 = 1xx … 4 = 5xx.
+    api_requests: [AtomicU64; 5],
+    auth_failures: AtomicU64,
+}
+
+impl Metrics {
+    pub fn api_request(&self, status: u16) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.api_requests[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn auth_failure(&self) {
+        self.auth_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    pub fn render(&self, counts: &Counts) -> String {
+        let mut out = String::new();
+        let gauges = [
+            ("liveproc_organisations", "Organisations.", counts.organisations),
+            ("liveproc_streams", "Streams (one per profile of a group).", counts.streams),
+            ("liveproc_live_sessions", "Sessions ingesting now.", counts.live_sessions),
+        ];
+        for (name, help, v) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP liveproc_sessions_total Sessions ever started.\n# TYPE liveproc_sessions_total counter\nliveproc_sessions_total {}",
+            counts.sessions
+        );
+        let _ = writeln!(
+            out,
+            "# HELP liveproc_api_requests_total REST API requests by status class.\n# TYPE liveproc_api_requests_total counter"
+        );
+        for (i, c) in self.api_requests.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "liveproc_api_requests_total{{status=\"{}xx\"}} {}",
+                i + 1,
+                c.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP liveproc_auth_failures_total Requests with an unknown API key.\n# TYPE liveproc_auth_failures_total counter\nliveproc_auth_failures_total {}",
+            self.auth_failures.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
