@@ -23,9 +23,8 @@ pub async fn login(api_key: String, next: Option<String>) -> Result<(), ApiError
     } else {
         ""
     };
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=604800{secure}"
-    );
+    let cookie =
+        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=604800{secure}");
     let response = expect_context::<leptos_axum::ResponseOptions>();
     response.append_header(
         http::header::SET_COOKIE,
@@ -56,7 +55,7 @@ pub async fn logout() -> Result<(), ApiError> {
 }
 
 #[server]
-pub async fn me() -> Result<Me, ApiError> {
+pub async fn whoami() -> Result<Me, ApiError> {
     let (s, p) = principal().await?;
     s.store.me(&p).await
 }
@@ -65,10 +64,7 @@ pub async fn me() -> Result<Me, ApiError> {
 #[server]
 pub async fn list_groups() -> Result<Vec<Vec<StreamView>>, ApiError> {
     let (s, p) = principal().await?;
-    let streams = s
-        .store
-        .streams(&p, &Default::default(), 1, &s.urls)
-        .await?;
+    let streams = s.store.streams(&p, &Default::default(), 1, &s.urls).await?;
     let mut groups: Vec<Vec<StreamView>> = Vec::new();
     for v in streams {
         match groups.last_mut() {

@@ -1,6 +1,8 @@
 //! The dashboard: shell, router and pages. Compiled with `ssr` into the server and with `hydrate`
 //! into the wasm bundle; pages render on the server and become interactive once wasm loads.
 
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod auth;
 pub mod components;

@@ -56,7 +56,11 @@ impl ApiError {
     }
 
     pub fn internal() -> Self {
-        Self::new(500, "internal", "internal error; the server log has details")
+        Self::new(
+            500,
+            "internal",
+            "internal error; the server log has details",
+        )
     }
 }
 

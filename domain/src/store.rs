@@ -468,7 +468,9 @@ impl Store {
             if !profiles.contains(key) {
                 return Err(ApiError::bad_request(
                     "unknown_profile",
-                    format!("profileProcessing names {key:?}, which is not a profile of this stream"),
+                    format!(
+                        "profileProcessing names {key:?}, which is not a profile of this stream"
+                    ),
                 ));
             }
         }
@@ -574,7 +576,9 @@ impl Store {
         .await?;
         let mut out = Vec::new();
         for row in rows {
-            let v = self.view(StreamRow::from_row(&row)?, asset_limit, urls).await?;
+            let v = self
+                .view(StreamRow::from_row(&row)?, asset_limit, urls)
+                .await?;
             if live.is_none_or(|l| l == v.is_live()) {
                 out.push(v);
             }
@@ -603,7 +607,10 @@ impl Store {
         }
         let mut out = Vec::new();
         for row in rows {
-            out.push(self.view(StreamRow::from_row(&row)?, asset_limit, urls).await?);
+            out.push(
+                self.view(StreamRow::from_row(&row)?, asset_limit, urls)
+                    .await?,
+            );
         }
         Ok(out)
     }
@@ -618,7 +625,8 @@ impl Store {
     ) -> Result<StreamView, ApiError> {
         p.require_edit()?;
         let row = self.stream_row(p, id).await?;
-        self.save_many(p, vec![(row.id.clone(), patch.clone())]).await?;
+        self.save_many(p, vec![(row.id.clone(), patch.clone())])
+            .await?;
         self.stream(p, id, DEFAULT_ASSET_LIMIT, urls).await
     }
 
@@ -636,7 +644,10 @@ impl Store {
         let mut base = streams[0].processing.settings;
         base.apply(patch);
         let full = ProcessingPatch::from(base);
-        let edits = streams.iter().map(|s| (s.id.clone(), full.clone())).collect();
+        let edits = streams
+            .iter()
+            .map(|s| (s.id.clone(), full.clone()))
+            .collect();
         self.save_many(p, edits).await?;
         self.group(p, group_id, DEFAULT_ASSET_LIMIT, urls).await
     }
@@ -1045,7 +1056,12 @@ async fn write_settings(
         .execute(&mut **tx)
         .await?;
     let rows: [(&str, bool, Option<i64>, Option<i64>); 4] = [
-        ("thumbnail", s.thumbnail.enabled, Some(s.thumbnail.interval), None),
+        (
+            "thumbnail",
+            s.thumbnail.enabled,
+            Some(s.thumbnail.interval),
+            None,
+        ),
         (
             "motionclip",
             s.motionclip.enabled,
@@ -1171,8 +1187,14 @@ mod tests {
 
     #[test]
     fn sqlite_urls_get_create_mode() {
-        assert_eq!(with_create_mode("sqlite://a/b.db"), "sqlite://a/b.db?mode=rwc");
-        assert_eq!(with_create_mode("sqlite://a.db?x=1"), "sqlite://a.db?x=1&mode=rwc");
+        assert_eq!(
+            with_create_mode("sqlite://a/b.db"),
+            "sqlite://a/b.db?mode=rwc"
+        );
+        assert_eq!(
+            with_create_mode("sqlite://a.db?x=1"),
+            "sqlite://a.db?x=1&mode=rwc"
+        );
         assert_eq!(with_create_mode("postgres://x/y"), "postgres://x/y");
     }
 }

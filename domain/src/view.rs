@@ -238,4 +238,3 @@ pub struct CreateStream {
 pub struct Transcoding {
     pub profiles: Vec<String>,
 }
-

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "liveproc", version, about = "Live streaming server with live processing")]
+#[command(
+    name = "liveproc",
+    version,
+    about = "Live streaming server with live processing"
+)]
 pub struct Config {
     /// HTTP listener (pages, API, assets, HLS).
     #[arg(long, env = "LIVEPROC_HTTP", default_value = "127.0.0.1:3000")]

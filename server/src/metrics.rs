@@ -26,9 +26,21 @@ impl Metrics {
     pub fn render(&self, counts: &Counts) -> String {
         let mut out = String::new();
         let gauges = [
-            ("liveproc_organisations", "Organisations.", counts.organisations),
-            ("liveproc_streams", "Streams (one per profile of a group).", counts.streams),
-            ("liveproc_live_sessions", "Sessions ingesting now.", counts.live_sessions),
+            (
+                "liveproc_organisations",
+                "Organisations.",
+                counts.organisations,
+            ),
+            (
+                "liveproc_streams",
+                "Streams (one per profile of a group).",
+                counts.streams,
+            ),
+            (
+                "liveproc_live_sessions",
+                "Sessions ingesting now.",
+                counts.live_sessions,
+            ),
         ];
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");

@@ -35,7 +35,9 @@ async fn auth_is_required(b: Backend) {
     let app = TestApp::new(b).await;
     let a = app.call(Method::GET, "/api/v1/streams", None, None).await;
     a.error(401, "unauthorized");
-    app.get("/api/v1/streams", "wrong-key").await.error(401, "unauthorized");
+    app.get("/api/v1/streams", "wrong-key")
+        .await
+        .error(401, "unauthorized");
     // bintu's header is accepted too.
     let req = axum::http::Request::get("/api/v1/streams")
         .header("X-BINTU-APIKEY", OP)
@@ -120,10 +122,15 @@ async fn profiles_and_per_profile_settings(b: Backend) {
         .iter()
         .filter(|x| x["streamgroup"] == group)
         .collect();
-    let profiles: Vec<&str> = streams.iter().map(|x| x["profile"].as_str().unwrap()).collect();
+    let profiles: Vec<&str> = streams
+        .iter()
+        .map(|x| x["profile"].as_str().unwrap())
+        .collect();
     assert_eq!(profiles, ["passthrough", "720p", "360p"]);
-    let names: std::collections::HashSet<&str> =
-        streams.iter().map(|x| x["streamname"].as_str().unwrap()).collect();
+    let names: std::collections::HashSet<&str> = streams
+        .iter()
+        .map(|x| x["streamname"].as_str().unwrap())
+        .collect();
     assert_eq!(names.len(), 3, "each profile has its own stream name");
     assert_eq!(streams[1]["processing"]["thumbnail"]["interval"], 20);
     assert_eq!(streams[2]["processing"]["thumbnail"]["interval"], 60);
@@ -131,7 +138,11 @@ async fn profiles_and_per_profile_settings(b: Backend) {
     assert_eq!(streams[1]["processing"]["replay"]["enabled"], false);
 
     let a = app
-        .post("/api/v1/stream", OP, json!({"transcoding": {"profiles": ["4k"]}}))
+        .post(
+            "/api/v1/stream",
+            OP,
+            json!({"transcoding": {"profiles": ["4k"]}}),
+        )
         .await;
     let m = a.error(400, "unknown_profile");
     assert!(m.contains("720p") && m.contains("360p"), "{m}");
@@ -149,19 +160,52 @@ async fn every_range_is_enforced(b: Backend) {
     let s = create(&app, OP, json!({})).await;
     let path = format!("/api/v1/stream/{}/processing", s["id"].as_str().unwrap());
     let cases: &[(Value, &str, &str)] = &[
-        (json!({"thumbnail": {"interval": 9}}), "thumbnail.interval", "10 and 3600"),
-        (json!({"thumbnail": {"interval": 3601}}), "thumbnail.interval", "10 and 3600"),
-        (json!({"motionclip": {"interval": 9}}), "motionclip.interval", "10 and 3600"),
-        (json!({"motionclip": {"interval": 3601}}), "motionclip.interval", "10 and 3600"),
-        (json!({"motionclip": {"duration": 0}}), "motionclip.duration", "1 and 60"),
-        (json!({"motionclip": {"duration": 61}}), "motionclip.duration", "1 and 60"),
-        (json!({"recording": {"duration": 0}}), "recording.duration", "at least 1"),
-        (json!({"replay": {"duration": -1}}), "replay.duration", "at least 1"),
+        (
+            json!({"thumbnail": {"interval": 9}}),
+            "thumbnail.interval",
+            "10 and 3600",
+        ),
+        (
+            json!({"thumbnail": {"interval": 3601}}),
+            "thumbnail.interval",
+            "10 and 3600",
+        ),
+        (
+            json!({"motionclip": {"interval": 9}}),
+            "motionclip.interval",
+            "10 and 3600",
+        ),
+        (
+            json!({"motionclip": {"interval": 3601}}),
+            "motionclip.interval",
+            "10 and 3600",
+        ),
+        (
+            json!({"motionclip": {"duration": 0}}),
+            "motionclip.duration",
+            "1 and 60",
+        ),
+        (
+            json!({"motionclip": {"duration": 61}}),
+            "motionclip.duration",
+            "1 and 60",
+        ),
+        (
+            json!({"recording": {"duration": 0}}),
+            "recording.duration",
+            "at least 1",
+        ),
+        (
+            json!({"replay": {"duration": -1}}),
+            "replay.duration",
+            "at least 1",
+        ),
     ];
     for (body, field, range) in cases {
         for a in [
             app.put(&path, OP, body.clone()).await,
-            app.post("/api/v1/stream", OP, json!({ "processing": body })).await,
+            app.post("/api/v1/stream", OP, json!({ "processing": body }))
+                .await,
         ] {
             let m = a.error(400, "out_of_range");
             assert!(m.contains(field) && m.contains(range), "{body}: {m}");
@@ -179,11 +223,17 @@ async fn every_range_is_enforced(b: Backend) {
         .await;
     assert_eq!(ok.status, 200, "{}", ok.text);
     let ok = app
-        .put(&path, OP, json!({"thumbnail": {"interval": 3600}, "motionclip": {"interval": 10, "duration": 1}}))
+        .put(
+            &path,
+            OP,
+            json!({"thumbnail": {"interval": 3600}, "motionclip": {"interval": 10, "duration": 1}}),
+        )
         .await;
     assert_eq!(ok.status, 200, "{}", ok.text);
     // A rejected edit changed nothing.
-    let now = app.get(&format!("/api/v1/stream/{}", s["id"].as_str().unwrap()), OP).await;
+    let now = app
+        .get(&format!("/api/v1/stream/{}", s["id"].as_str().unwrap()), OP)
+        .await;
     assert_eq!(now.body["processing"]["thumbnail"]["interval"], 3600);
     assert_eq!(now.body["processing"]["recording"]["duration"], 1);
 }
@@ -207,13 +257,23 @@ async fn update_keeps_what_is_left_out(b: Backend) {
     assert_eq!(a.status, 200, "{}", a.text);
     let p = &a.body["processing"];
     assert_eq!(p["thumbnail"], json!({"enabled": true, "interval": 30}));
-    assert_eq!(p["motionclip"], json!({"enabled": true, "interval": 30, "duration": 8}));
+    assert_eq!(
+        p["motionclip"],
+        json!({"enabled": true, "interval": 30, "duration": 8})
+    );
     assert_eq!(p["recording"], json!({"enabled": true, "duration": 600}));
     assert_eq!(p["pending"], false, "an idle stream has nothing pending");
     let a = app
-        .put(&format!("/api/v1/stream/{id}/processing"), OP, json!({"recording": {"duration": null}}))
+        .put(
+            &format!("/api/v1/stream/{id}/processing"),
+            OP,
+            json!({"recording": {"duration": null}}),
+        )
         .await;
-    assert_eq!(a.body["processing"]["recording"], json!({"enabled": true, "duration": null}));
+    assert_eq!(
+        a.body["processing"]["recording"],
+        json!({"enabled": true, "duration": null})
+    );
     // The thumbnail latest link appears once thumbnails are on.
     assert_eq!(a.body["playout"]["thumbnails"][0]["type"], "latest");
     app.put("/api/v1/stream/nope/processing", OP, json!({}))
@@ -235,12 +295,17 @@ async fn pending_while_live(b: Backend) {
     assert_eq!(live.body["state"], "live");
     assert_eq!(live.body["processing"]["pending"], false);
     let a = app
-        .put(&format!("/api/v1/stream/{id}/processing"), OP, json!({"thumbnail": {"interval": 60}}))
+        .put(
+            &format!("/api/v1/stream/{id}/processing"),
+            OP,
+            json!({"thumbnail": {"interval": 60}}),
+        )
         .await;
     assert_eq!(a.body["processing"]["pending"], true, "{}", a.text);
     assert_eq!(a.body["processing"]["thumbnail"]["interval"], 60);
     // When the session ends, the saved settings simply wait for the next ingest.
-    app.sql("UPDATE sessions SET ended_at = 2 WHERE id = 'sess-1'").await;
+    app.sql("UPDATE sessions SET ended_at = 2 WHERE id = 'sess-1'")
+        .await;
     let idle = app.get(&format!("/api/v1/stream/{id}"), OP).await;
     assert_eq!(idle.body["state"], "idle");
     assert_eq!(idle.body["processing"]["pending"], false);
@@ -267,8 +332,14 @@ async fn group_update_syncs_profiles(b: Backend) {
     let streams = a.body["streams"].as_array().unwrap();
     assert_eq!(streams.len(), 2);
     assert_eq!(streams[0]["processing"], streams[1]["processing"]);
-    assert_eq!(streams[1]["processing"]["replay"], json!({"enabled": true, "duration": 120}));
-    assert_eq!(streams[1]["processing"]["thumbnail"]["interval"], 10, "synced to passthrough");
+    assert_eq!(
+        streams[1]["processing"]["replay"],
+        json!({"enabled": true, "duration": 120})
+    );
+    assert_eq!(
+        streams[1]["processing"]["thumbnail"]["interval"], 10,
+        "synced to passthrough"
+    );
     app.put("/api/v1/streamgroup/missing/processing", OP, json!({}))
         .await
         .error(404, "not_found");
@@ -287,7 +358,12 @@ async fn list_filters(b: Backend) {
     create(&app, OP, json!({"name": "b", "tags": ["us"]})).await;
     let id = a["id"].as_str().unwrap();
     let eu = app.get("/api/v1/streams?tag=eu", OP).await;
-    let names: Vec<&str> = eu.body["streams"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = eu.body["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["a"]);
     let all = app.get("/api/v1/streams", OP).await;
     assert_eq!(all.body["streams"].as_array().unwrap().len(), 2);
@@ -301,12 +377,19 @@ async fn list_filters(b: Backend) {
     assert_eq!(live.body["streams"][0]["id"], id);
     let idle = app.get("/api/v1/streams?state=idle", OP).await;
     assert_eq!(idle.body["streams"][0]["name"], "b");
-    app.get("/api/v1/streams?state=sleeping", OP).await.error(400, "invalid_state");
+    app.get("/api/v1/streams?state=sleeping", OP)
+        .await
+        .error(400, "invalid_state");
 }
 
 async fn asset_limit_applies(b: Backend) {
     let app = TestApp::new(b).await;
-    let s = create(&app, OP, json!({"processing": {"thumbnail": {"enabled": true}}})).await;
+    let s = create(
+        &app,
+        OP,
+        json!({"processing": {"thumbnail": {"enabled": true}}}),
+    )
+    .await;
     let id = s["id"].as_str().unwrap();
     app.sql(&format!(
         "INSERT INTO sessions (id, stream_id, started_at, ended_at, source, processing) VALUES ('s1', '{id}', 1000, 5000, 'rtmp', '{{}}')"
@@ -330,12 +413,17 @@ async fn asset_limit_applies(b: Backend) {
          VALUES ('p1', '{id}', 's1', 'replay', '{id}/replay/s1/index.m3u8', 1000)"
     ))
     .await;
-    let a = app.get(&format!("/api/v1/stream/{id}?asset_limit=2"), OP).await;
+    let a = app
+        .get(&format!("/api/v1/stream/{id}?asset_limit=2"), OP)
+        .await;
     let thumbs = a.body["playout"]["thumbnails"].as_array().unwrap();
     assert_eq!(thumbs.len(), 3, "latest + 2 images: {}", a.text);
     assert_eq!(thumbs[0]["type"], "latest");
     assert_eq!(thumbs[1]["type"], "image");
-    assert_eq!(thumbs[1]["url"], format!("http://media.test:8080/assets/{id}/thumbnail/t2.jpg"));
+    assert_eq!(
+        thumbs[1]["url"],
+        format!("http://media.test:8080/assets/{id}/thumbnail/t2.jpg")
+    );
     assert_eq!(thumbs[1]["width"], 1280);
     let vod = &a.body["playout"]["web"][1];
     assert_eq!(vod["type"], "vod");
@@ -347,8 +435,13 @@ async fn asset_limit_applies(b: Backend) {
     assert_eq!(replay["url"], "http://media.test:8080/replay/s1");
     assert!(time_ok(&replay["startedAt"]) && time_ok(&replay["endedAt"]));
     assert_eq!(a.body["assetCounts"]["thumbnail"], 3);
-    let none = app.get(&format!("/api/v1/stream/{id}?asset_limit=0"), OP).await;
-    assert_eq!(none.body["playout"]["thumbnails"].as_array().unwrap().len(), 1);
+    let none = app
+        .get(&format!("/api/v1/stream/{id}?asset_limit=0"), OP)
+        .await;
+    assert_eq!(
+        none.body["playout"]["thumbnails"].as_array().unwrap().len(),
+        1
+    );
     app.get(&format!("/api/v1/stream/{id}?asset_limit=-1"), OP)
         .await
         .error(400, "invalid_asset_limit");
@@ -359,32 +452,63 @@ async fn asset_limit_applies(b: Backend) {
 
 async fn delete_stream_and_group(b: Backend) {
     let app = TestApp::new(b).await;
-    let s = create(&app, OP, json!({"transcoding": {"profiles": ["720p", "360p"]}})).await;
+    let s = create(
+        &app,
+        OP,
+        json!({"transcoding": {"profiles": ["720p", "360p"]}}),
+    )
+    .await;
     let group = s["streamgroup"].as_str().unwrap();
     let list = app.get("/api/v1/streams", OP).await;
-    let p360 = list.body["streams"].as_array().unwrap().iter().find(|x| x["profile"] == "360p").unwrap()["id"]
+    let p360 = list.body["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["profile"] == "360p")
+        .unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
     let a = app.delete(&format!("/api/v1/stream/{p360}"), OP).await;
     assert_eq!(a.status, 204);
-    app.get(&format!("/api/v1/stream/{p360}"), OP).await.error(404, "not_found");
+    app.get(&format!("/api/v1/stream/{p360}"), OP)
+        .await
+        .error(404, "not_found");
     let g = app
-        .put(&format!("/api/v1/streamgroup/{group}/processing"), OP, json!({}))
+        .put(
+            &format!("/api/v1/streamgroup/{group}/processing"),
+            OP,
+            json!({}),
+        )
         .await;
     assert_eq!(g.body["streams"].as_array().unwrap().len(), 2);
     let id = s["id"].as_str().unwrap();
-    assert_eq!(app.delete(&format!("/api/v1/stream/{id}"), OP).await.status, 204);
-    app.get(&format!("/api/v1/stream/{id}"), OP).await.error(404, "not_found");
-    assert_eq!(app.get("/api/v1/streams", OP).await.body["streams"], json!([]));
-    app.delete(&format!("/api/v1/stream/{id}"), OP).await.error(404, "not_found");
+    assert_eq!(
+        app.delete(&format!("/api/v1/stream/{id}"), OP).await.status,
+        204
+    );
+    app.get(&format!("/api/v1/stream/{id}"), OP)
+        .await
+        .error(404, "not_found");
+    assert_eq!(
+        app.get("/api/v1/streams", OP).await.body["streams"],
+        json!([])
+    );
+    app.delete(&format!("/api/v1/stream/{id}"), OP)
+        .await
+        .error(404, "not_found");
 }
 
 async fn organisations_and_packages(b: Backend) {
     let app = TestApp::new(b).await;
     let org = app.get("/api/v1/organisation", OP).await;
-    assert_eq!(org.body, json!({"id": "default", "name": "default", "packages": {"liveProcessing": "enabled"}}));
-    let made = app.post("/api/v1/organisations", OP, json!({"name": "Acme"})).await;
+    assert_eq!(
+        org.body,
+        json!({"id": "default", "name": "default", "packages": {"liveProcessing": "enabled"}})
+    );
+    let made = app
+        .post("/api/v1/organisations", OP, json!({"name": "Acme"}))
+        .await;
     assert_eq!(made.status, 201, "{}", made.text);
     let key = made.body["apiKey"].as_str().unwrap().to_string();
     let oid = made.body["id"].as_str().unwrap().to_string();
@@ -394,32 +518,71 @@ async fn organisations_and_packages(b: Backend) {
     // Without the package: streams yes, processes no.
     let plain = create(&app, &key, json!({})).await;
     let m = app
-        .post("/api/v1/stream", &key, json!({"processing": {"thumbnail": {"enabled": true}}}))
+        .post(
+            "/api/v1/stream",
+            &key,
+            json!({"processing": {"thumbnail": {"enabled": true}}}),
+        )
         .await
         .error(403, "upgrade_needed");
     assert!(m.to_lowercase().contains("upgrade"));
-    let path = format!("/api/v1/stream/{}/processing", plain["id"].as_str().unwrap());
-    app.put(&path, &key, json!({"replay": {"enabled": true}})).await.error(403, "upgrade_needed");
+    let path = format!(
+        "/api/v1/stream/{}/processing",
+        plain["id"].as_str().unwrap()
+    );
+    app.put(&path, &key, json!({"replay": {"enabled": true}}))
+        .await
+        .error(403, "upgrade_needed");
     // Settings of a disabled process may still be changed.
-    assert_eq!(app.put(&path, &key, json!({"replay": {"duration": 60}})).await.status, 200);
+    assert_eq!(
+        app.put(&path, &key, json!({"replay": {"duration": 60}}))
+            .await
+            .status,
+        200
+    );
     // Only the operator switches packages and makes organisations.
-    app.put(&format!("/api/v1/organisations/{oid}/packages"), &key, json!({"liveProcessing": true}))
+    app.put(
+        &format!("/api/v1/organisations/{oid}/packages"),
+        &key,
+        json!({"liveProcessing": true}),
+    )
+    .await
+    .error(403, "forbidden");
+    app.post("/api/v1/organisations", &key, json!({"name": "x"}))
         .await
         .error(403, "forbidden");
-    app.post("/api/v1/organisations", &key, json!({"name": "x"})).await.error(403, "forbidden");
     let on = app
-        .put(&format!("/api/v1/organisations/{oid}/packages"), OP, json!({"liveProcessing": true}))
+        .put(
+            &format!("/api/v1/organisations/{oid}/packages"),
+            OP,
+            json!({"liveProcessing": true}),
+        )
         .await;
     assert_eq!(on.status, 200, "{}", on.text);
     assert_eq!(on.body["packages"]["liveProcessing"], "enabled");
-    assert_eq!(app.put(&path, &key, json!({"replay": {"enabled": true}})).await.status, 200);
-    app.put("/api/v1/organisations/missing/packages", OP, json!({"liveProcessing": true}))
+    assert_eq!(
+        app.put(&path, &key, json!({"replay": {"enabled": true}}))
+            .await
+            .status,
+        200
+    );
+    app.put(
+        "/api/v1/organisations/missing/packages",
+        OP,
+        json!({"liveProcessing": true}),
+    )
+    .await
+    .error(404, "not_found");
+    app.post("/api/v1/organisations", OP, json!({"name": ""}))
         .await
-        .error(404, "not_found");
-    app.post("/api/v1/organisations", OP, json!({"name": ""})).await.error(400, "invalid_name");
-    app.put(&format!("/api/v1/organisations/{oid}/packages"), OP, json!({"liveProcessing": "yes"}))
-        .await
-        .error(400, "invalid_body");
+        .error(400, "invalid_name");
+    app.put(
+        &format!("/api/v1/organisations/{oid}/packages"),
+        OP,
+        json!({"liveProcessing": "yes"}),
+    )
+    .await
+    .error(400, "invalid_body");
 }
 
 async fn roles_are_enforced(b: Backend) {
@@ -433,22 +596,62 @@ async fn roles_are_enforced(b: Backend) {
         assert_eq!(a.body["role"], role);
         keys.insert(role, a.body["apiKey"].as_str().unwrap().to_string());
     }
-    app.post("/api/v1/keys", OP, json!({"role": "root"})).await.error(400, "invalid_role");
+    app.post("/api/v1/keys", OP, json!({"role": "root"}))
+        .await
+        .error(400, "invalid_role");
     let viewer = &keys["viewer"];
-    assert_eq!(app.get(&format!("/api/v1/stream/{id}"), viewer).await.status, 200);
+    assert_eq!(
+        app.get(&format!("/api/v1/stream/{id}"), viewer)
+            .await
+            .status,
+        200
+    );
     assert_eq!(app.get("/api/v1/organisation", viewer).await.status, 200);
-    app.put(&format!("/api/v1/stream/{id}/processing"), viewer, json!({})).await.error(403, "forbidden");
-    app.post("/api/v1/stream", viewer, json!({})).await.error(403, "forbidden");
-    app.delete(&format!("/api/v1/stream/{id}"), viewer).await.error(403, "forbidden");
-    app.post("/api/v1/keys", viewer, json!({"role": "viewer"})).await.error(403, "forbidden");
+    app.put(
+        &format!("/api/v1/stream/{id}/processing"),
+        viewer,
+        json!({}),
+    )
+    .await
+    .error(403, "forbidden");
+    app.post("/api/v1/stream", viewer, json!({}))
+        .await
+        .error(403, "forbidden");
+    app.delete(&format!("/api/v1/stream/{id}"), viewer)
+        .await
+        .error(403, "forbidden");
+    app.post("/api/v1/keys", viewer, json!({"role": "viewer"}))
+        .await
+        .error(403, "forbidden");
     let editor = &keys["editor"];
-    assert_eq!(app.put(&format!("/api/v1/stream/{id}/processing"), editor, json!({})).await.status, 200);
-    assert_eq!(app.post("/api/v1/stream", editor, json!({})).await.status, 201);
-    app.post("/api/v1/keys", editor, json!({"role": "viewer"})).await.error(403, "forbidden");
+    assert_eq!(
+        app.put(
+            &format!("/api/v1/stream/{id}/processing"),
+            editor,
+            json!({})
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        app.post("/api/v1/stream", editor, json!({})).await.status,
+        201
+    );
+    app.post("/api/v1/keys", editor, json!({"role": "viewer"}))
+        .await
+        .error(403, "forbidden");
     let admin = &keys["admin"];
-    assert_eq!(app.post("/api/v1/keys", admin, json!({"role": "viewer"})).await.status, 201);
+    assert_eq!(
+        app.post("/api/v1/keys", admin, json!({"role": "viewer"}))
+            .await
+            .status,
+        201
+    );
     // An ordinary admin of the operator's organisation is not the operator.
-    app.post("/api/v1/organisations", admin, json!({"name": "x"})).await.error(403, "forbidden");
+    app.post("/api/v1/organisations", admin, json!({"name": "x"}))
+        .await
+        .error(403, "forbidden");
 }
 
 async fn organisations_are_isolated(b: Backend) {
@@ -456,17 +659,38 @@ async fn organisations_are_isolated(b: Backend) {
     let s = create(&app, OP, json!({"tags": ["mine"]})).await;
     let id = s["id"].as_str().unwrap();
     let group = s["streamgroup"].as_str().unwrap();
-    let other = app.post("/api/v1/organisations", OP, json!({"name": "Other"})).await;
+    let other = app
+        .post("/api/v1/organisations", OP, json!({"name": "Other"}))
+        .await;
     let key = other.body["apiKey"].as_str().unwrap();
-    app.get(&format!("/api/v1/stream/{id}"), key).await.error(404, "not_found");
-    app.put(&format!("/api/v1/stream/{id}/processing"), key, json!({})).await.error(404, "not_found");
-    app.put(&format!("/api/v1/streamgroup/{group}/processing"), key, json!({}))
+    app.get(&format!("/api/v1/stream/{id}"), key)
         .await
         .error(404, "not_found");
-    app.delete(&format!("/api/v1/stream/{id}"), key).await.error(404, "not_found");
-    assert_eq!(app.get("/api/v1/streams", key).await.body["streams"], json!([]));
-    assert_eq!(app.get("/api/v1/streams?tag=mine", key).await.body["streams"], json!([]));
-    assert_eq!(app.get(&format!("/api/v1/stream/{id}"), OP).await.status, 200);
+    app.put(&format!("/api/v1/stream/{id}/processing"), key, json!({}))
+        .await
+        .error(404, "not_found");
+    app.put(
+        &format!("/api/v1/streamgroup/{group}/processing"),
+        key,
+        json!({}),
+    )
+    .await
+    .error(404, "not_found");
+    app.delete(&format!("/api/v1/stream/{id}"), key)
+        .await
+        .error(404, "not_found");
+    assert_eq!(
+        app.get("/api/v1/streams", key).await.body["streams"],
+        json!([])
+    );
+    assert_eq!(
+        app.get("/api/v1/streams?tag=mine", key).await.body["streams"],
+        json!([])
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/stream/{id}"), OP).await.status,
+        200
+    );
 }
 
 async fn bad_bodies_and_routes(b: Backend) {
@@ -476,14 +700,26 @@ async fn bad_bodies_and_routes(b: Backend) {
         .body(axum::body::Body::from("{not json"))
         .unwrap();
     app.send(req).await.error(400, "invalid_body");
-    app.post("/api/v1/stream", OP, json!({"nmae": "typo"})).await.error(400, "invalid_body");
-    app.post("/api/v1/stream", OP, json!({"processing": {"thumbnail": {"interval": "ten"}}}))
+    app.post("/api/v1/stream", OP, json!({"nmae": "typo"}))
         .await
         .error(400, "invalid_body");
+    app.post(
+        "/api/v1/stream",
+        OP,
+        json!({"processing": {"thumbnail": {"interval": "ten"}}}),
+    )
+    .await
+    .error(400, "invalid_body");
     let big = "x".repeat(100 * 1024);
-    app.post("/api/v1/stream", OP, json!({"name": big})).await.error(413, "invalid_body");
-    app.post("/api/v1/stream", OP, json!({"name": "n".repeat(201)})).await.error(400, "invalid_name");
-    app.post("/api/v1/stream", OP, json!({"tags": [""]})).await.error(400, "invalid_tags");
+    app.post("/api/v1/stream", OP, json!({"name": big}))
+        .await
+        .error(413, "invalid_body");
+    app.post("/api/v1/stream", OP, json!({"name": "n".repeat(201)}))
+        .await
+        .error(400, "invalid_name");
+    app.post("/api/v1/stream", OP, json!({"tags": [""]}))
+        .await
+        .error(400, "invalid_tags");
     app.get("/api/v1/nothing", OP).await.error(404, "not_found");
     app.call(Method::PATCH, "/api/v1/streams", Some(OP), None)
         .await
@@ -500,12 +736,24 @@ async fn health_metrics_and_openapi(b: Backend) {
     assert_eq!(m.status, 200);
     assert!(m.text.contains("liveproc_streams 1"), "{}", m.text);
     assert!(m.text.contains("liveproc_live_sessions 0"));
-    assert!(m.text.contains("liveproc_api_requests_total{status=\"2xx\"} 1"), "{}", m.text);
-    assert!(m.text.contains("liveproc_api_requests_total{status=\"4xx\"} 1"), "{}", m.text);
+    assert!(
+        m.text
+            .contains("liveproc_api_requests_total{status=\"2xx\"} 1"),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.text
+            .contains("liveproc_api_requests_total{status=\"4xx\"} 1"),
+        "{}",
+        m.text
+    );
 
     // The OpenAPI document lists every route of the contract, and each documented operation is
     // routed (a call without a key answers 401, never 404 or 405).
-    let doc = app.call(Method::GET, "/api/v1/openapi.json", None, None).await;
+    let doc = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
     assert_eq!(doc.status, 200);
     let paths = doc.body["paths"].as_object().expect("paths");
     let expected = [
@@ -521,7 +769,10 @@ async fn health_metrics_and_openapi(b: Backend) {
         ("/api/v1/keys", "post"),
     ];
     for (p, m) in expected {
-        assert!(paths.get(p).and_then(|o| o.get(m)).is_some(), "{m} {p} documented");
+        assert!(
+            paths.get(p).and_then(|o| o.get(m)).is_some(),
+            "{m} {p} documented"
+        );
     }
     let mut operations = 0;
     for (p, item) in paths {
@@ -533,7 +784,11 @@ async fn health_metrics_and_openapi(b: Backend) {
             assert_eq!(a.status, 401, "{method} {p} is routed and needs a key");
         }
     }
-    assert_eq!(operations, expected.len(), "no undocumented extras, no gaps");
+    assert_eq!(
+        operations,
+        expected.len(),
+        "no undocumented extras, no gaps"
+    );
     let schemas = doc.body["components"]["schemas"].as_object().unwrap();
     assert!(schemas.contains_key("StreamView") && schemas.contains_key("ErrorBody"));
 }

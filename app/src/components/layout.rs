@@ -3,11 +3,11 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use crate::api::{me, Logout};
+use crate::api::{whoami, Logout};
 
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
-    let who = Resource::new(|| (), |_| me());
+    let who = Resource::new(|| (), |_| whoami());
     let logout = ServerAction::<Logout>::new();
     view! {
         <header class="top">

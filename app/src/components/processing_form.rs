@@ -32,8 +32,9 @@ fn Toggle(
     disabled: bool,
     on_change: impl Fn(bool) + 'static,
 ) -> impl IntoView {
+    let label_for = id.clone();
     view! {
-        <label class="toggle" for=id.clone()>
+        <label class="toggle" for=label_for>
             <input
                 id=id
                 type="checkbox"
@@ -60,10 +61,12 @@ fn Seconds(
     on_change: impl Fn(Option<i64>) + 'static,
 ) -> impl IntoView {
     let error_id = format!("{id}-error");
+    let described_by = error_id.clone();
+    let label_for = id.clone();
     let error = Signal::derive(error);
     view! {
         <div class="field" class:invalid=move || error.get().is_some()>
-            <label for=id.clone()>{label}</label>
+            <label for=label_for>{label}</label>
             <input
                 id=id
                 type="number"
@@ -72,7 +75,7 @@ fn Seconds(
                 placeholder=if optional { "whole stream" } else { "" }
                 value=value.map(|v| v.to_string()).unwrap_or_default()
                 disabled=disabled
-                aria-describedby=error_id.clone()
+                aria-describedby=described_by
                 on:input=move |ev| {
                     let text = event_target_value(&ev);
                     let text = text.trim();

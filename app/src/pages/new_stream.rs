@@ -10,7 +10,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_navigate;
 
-use crate::api::{me, CreateStreamGroup};
+use crate::api::{whoami, CreateStreamGroup};
 use crate::components::layout::Layout;
 use crate::components::processing_form::{ProcessingForm, Summary};
 use crate::components::ErrorNote;
@@ -20,11 +20,13 @@ pub fn NewStreamPage() -> impl IntoView {
     let name = RwSignal::new(String::new());
     let tags = RwSignal::new(String::new());
     // Profiles of the group in order, passthrough first, each with its own settings.
-    let profiles: RwSignal<Vec<(String, RwSignal<Processing>)>> =
-        RwSignal::new(vec![("passthrough".into(), RwSignal::new(Processing::default()))]);
+    let profiles: RwSignal<Vec<(String, RwSignal<Processing>)>> = RwSignal::new(vec![(
+        "passthrough".into(),
+        RwSignal::new(Processing::default()),
+    )]);
     let active = RwSignal::new("passthrough".to_string());
     let synced = RwSignal::new(false);
-    let who = Resource::new(|| (), |_| me());
+    let who = Resource::new(|| (), |_| whoami());
     let create = ServerAction::<CreateStreamGroup>::new();
 
     let toggle_profile = move |profile: &'static str, on: bool| {
@@ -169,11 +171,13 @@ pub fn NewStreamPage() -> impl IntoView {
                     </div>
                     {move || {
                         let current = active.get();
-                        profiles.get().into_iter().find(|(p, _)| *p == current).map(|(p, s)| view! {
-                            <div role="tabpanel" aria-label=format!("{p} settings")>
+                        profiles.get().into_iter().find(|(p, _)| *p == current).map(|(p, s)| {
+                            let panel_label = format!("{p} settings");
+                            view! {
+                            <div role="tabpanel" aria-label=panel_label>
                                 <ProcessingForm settings=s id_prefix=p server_error=server_field/>
                             </div>
-                        })
+                        }})
                     }}
                 </section>
 

@@ -3,13 +3,13 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::me;
+use crate::api::whoami;
 use crate::components::layout::Layout;
 use crate::components::ErrorNote;
 
 #[component]
 pub fn OrganisationPage() -> impl IntoView {
-    let who = Resource::new(|| (), |_| me());
+    let who = Resource::new(|| (), |_| whoami());
     view! {
         <Title text="Organisation"/>
         <Layout>

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::{me, stream_group, SaveProcessing};
+use crate::api::{stream_group, whoami, SaveProcessing};
 use crate::components::layout::Layout;
 use crate::components::processing_form::ProcessingForm;
 use crate::components::{CopyButton, ErrorNote};
@@ -18,7 +18,7 @@ pub fn StreamPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
     let group = Resource::new(id, stream_group);
-    let who = Resource::new(|| (), |_| me());
+    let who = Resource::new(|| (), |_| whoami());
     view! {
         <Layout>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -139,7 +139,11 @@ fn StreamProcessing(stream: StreamView) -> impl IntoView {
             _ => None,
         })
         .collect();
-    let row = |name: &'static str, active: bool, interval: Option<i64>, duration: String, count: i64| {
+    let row = |name: &'static str,
+               active: bool,
+               interval: Option<i64>,
+               duration: String,
+               count: i64| {
         view! {
             <tr data-process=name>
                 <th scope="row">{match name {
@@ -157,7 +161,10 @@ fn StreamProcessing(stream: StreamView) -> impl IntoView {
             </tr>
         }
     };
-    let span = |d: Option<i64>| d.map(|d| d.to_string()).unwrap_or_else(|| "whole stream".into());
+    let span = |d: Option<i64>| {
+        d.map(|d| d.to_string())
+            .unwrap_or_else(|| "whole stream".into())
+    };
     view! {
         <div class="stream-processing" data-profile=stream.profile.clone()>
             {stream.processing.pending.then(|| view! {
@@ -227,7 +234,10 @@ fn EditDialog(
     let active = RwSignal::new(0usize);
     let save = ServerAction::<SaveProcessing>::new();
     let invalid = move || {
-        drafts.with_value(|d| d.iter().any(|(_, s)| !s.with(|s| s.violations().is_empty())))
+        drafts.with_value(|d| {
+            d.iter()
+                .any(|(_, s)| !s.with(|s| s.violations().is_empty()))
+        })
     };
     let confirm = move |_| {
         let edits = drafts.with_value(|d| {

@@ -110,7 +110,9 @@ fn asset_limit(raw: Option<&str>) -> Result<i64, ApiError> {
             .ok_or_else(|| {
                 ApiError::bad_request(
                     "invalid_asset_limit",
-                    format!("asset_limit must be an integer from 0 to {ASSET_LIMIT_MAX} (got {s:?})"),
+                    format!(
+                        "asset_limit must be an integer from 0 to {ASSET_LIMIT_MAX} (got {s:?})"
+                    ),
                 )
             }),
     }
@@ -127,7 +129,11 @@ async fn create_stream(
     Auth(p): Auth,
     Body(req): Body<CreateStream>,
 ) -> Result<(StatusCode, Json<StreamView>), Error> {
-    let v = s.services.store.create_stream(&p, &req, &s.services.urls).await?;
+    let v = s
+        .services
+        .store
+        .create_stream(&p, &req, &s.services.urls)
+        .await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
 
@@ -144,7 +150,12 @@ async fn get_stream(
     Params(q): Params<AssetLimit>,
 ) -> Result<Json<StreamView>, Error> {
     let limit = asset_limit(q.asset_limit.as_deref())?;
-    Ok(Json(s.services.store.stream(&p, &id, limit, &s.services.urls).await?))
+    Ok(Json(
+        s.services
+            .store
+            .stream(&p, &id, limit, &s.services.urls)
+            .await?,
+    ))
 }
 
 /// Delete a stream and its assets. Deleting the passthrough stream deletes the whole group.
@@ -250,7 +261,9 @@ async fn get_organisation(
     State(s): State<AppState>,
     Auth(p): Auth,
 ) -> Result<Json<OrganisationView>, Error> {
-    Ok(Json(s.services.store.organisation(&p.organisation_id).await?))
+    Ok(Json(
+        s.services.store.organisation(&p.organisation_id).await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -345,7 +358,11 @@ async fn create_key(
 ) -> Result<(StatusCode, Json<CreatedKey>), Error> {
     p.require_admin()?;
     let role: Role = req.role.parse()?;
-    let key = s.services.store.create_key(&p.organisation_id, role).await?;
+    let key = s
+        .services
+        .store
+        .create_key(&p.organisation_id, role)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedKey {

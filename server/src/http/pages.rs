@@ -19,20 +19,29 @@ pub fn router(state: &AppState) -> axum::Router<AppState> {
         .leptos_routes_with_context(state, routes, context.clone(), move || {
             app::shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
-            context,
-            app::shell,
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, app::shell))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_sign_in,
         ))
-        .layer(middleware::from_fn_with_state(state.clone(), require_sign_in))
 }
 
 /// Pages that need a signed-in user; `/login`, public clip pages, assets and server functions
 /// are not among them.
 fn is_private_page(path: &str) -> bool {
     path == "/"
-        || ["/streams", "/stream/", "/organisation", "/playout/", "/replay/"]
-            .iter()
-            .any(|p| path.starts_with(p))
+        || [
+            "/streams",
+            "/stream/",
+            "/organisation",
+            "/playout/",
+            "/replay/",
+        ]
+        .iter()
+        .any(|p| path.starts_with(p))
 }
 
 async fn require_sign_in(State(s): State<AppState>, req: Request, next: Next) -> Response {

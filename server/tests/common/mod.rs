@@ -78,7 +78,12 @@ impl TestApp {
     }
 
     pub async fn send(&self, req: Request<Body>) -> Answer {
-        let res = self.router.clone().oneshot(req).await.expect("router answers");
+        let res = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("router answers");
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = axum::body::to_bytes(res.into_body(), 16 << 20)
