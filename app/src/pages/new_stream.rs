@@ -76,7 +76,7 @@ pub fn NewStreamPage() -> impl IntoView {
                 .map(|t| t.trim().to_string())
                 .filter(|t| !t.is_empty())
                 .collect(),
-            transcoding: (!chosen.is_empty()).then(|| Transcoding { profiles: chosen }),
+            transcoding: (!chosen.is_empty()).then_some(Transcoding { profiles: chosen }),
             source: None,
             processing: None,
             profile_processing: list
