@@ -19,17 +19,17 @@ test('create a stream with two profiles, sync, summary, then edit through the di
   await expect(page.getByRole('tab')).toHaveText(['passthrough', '720p', '360p']);
 
   // Settings per profile: thumbnails on passthrough, replay on 360p.
-  await page.locator('#passthrough-thumbnail-enabled').check();
-  await page.locator('#passthrough-thumbnail-interval').fill('15');
+  await page.locator('#profile-passthrough-thumbnail-enabled').check();
+  await page.locator('#profile-passthrough-thumbnail-interval').fill('15');
   await page.getByRole('tab', { name: '360p' }).click();
-  await page.locator('#360p-replay-enabled').check();
-  await page.locator('#360p-replay-duration').fill('120');
+  await page.locator('#profile-360p-replay-enabled').check();
+  await page.locator('#profile-360p-replay-duration').fill('120');
 
   // A range error shows next to its field.
-  await page.locator('#360p-motionclip-duration').fill('61');
-  await expect(page.locator('#360p-motionclip-duration-error')).toContainText('motionclip.duration must be between 1 and 60');
-  await page.locator('#360p-motionclip-duration').fill('5');
-  await expect(page.locator('#360p-motionclip-duration-error')).toBeEmpty();
+  await page.locator('#profile-360p-motionclip-duration').fill('61');
+  await expect(page.locator('#profile-360p-motionclip-duration-error')).toContainText('motionclip.duration must be between 1 and 60');
+  await page.locator('#profile-360p-motionclip-duration').fill('5');
+  await expect(page.locator('#profile-360p-motionclip-duration-error')).toBeEmpty();
 
   const summary = page.getByRole('complementary', { name: 'Summary' });
   await expect(summary.locator('li[data-profile="passthrough"]')).toContainText('Thumbnail every 15 s');
@@ -44,7 +44,7 @@ test('create a stream with two profiles, sync, summary, then edit through the di
   }
   // Then one profile differs again.
   await page.getByRole('tab', { name: '720p' }).click();
-  await page.locator('#720p-thumbnail-enabled').check();
+  await page.locator('#profile-720p-thumbnail-enabled').check();
   await expect(summary.locator('li[data-profile="720p"]')).toContainText('Thumbnail every 10 s');
 
   await page.getByRole('button', { name: 'Create stream' }).click();

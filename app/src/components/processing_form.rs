@@ -39,7 +39,10 @@ fn Toggle(
                 id=id
                 type="checkbox"
                 role="switch"
+                // The attribute serves the page before wasm; the property keeps a re-used input
+                // right when the same form is rebuilt for another profile tab.
                 checked=checked
+                prop:checked=checked
                 disabled=disabled
                 on:change=move |ev| on_change(event_target_checked(&ev))
             />
@@ -64,6 +67,7 @@ fn Seconds(
     let described_by = error_id.clone();
     let label_for = id.clone();
     let error = Signal::derive(error);
+    let text = value.map(|v| v.to_string()).unwrap_or_default();
     view! {
         <div class="field" class:invalid=move || error.get().is_some()>
             <label for=label_for>{label}</label>
@@ -73,7 +77,8 @@ fn Seconds(
                 inputmode="numeric"
                 step="1"
                 placeholder=if optional { "whole stream" } else { "" }
-                value=value.map(|v| v.to_string()).unwrap_or_default()
+                value=text.clone()
+                prop:value=text
                 disabled=disabled
                 aria-describedby=described_by
                 on:input=move |ev| {

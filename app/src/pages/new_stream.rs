@@ -175,7 +175,7 @@ pub fn NewStreamPage() -> impl IntoView {
                             let panel_label = format!("{p} settings");
                             view! {
                             <div role="tabpanel" aria-label=panel_label>
-                                <ProcessingForm settings=s id_prefix=p server_error=server_field/>
+                                <ProcessingForm settings=s id_prefix=format!("profile-{p}") server_error=server_field/>
                             </div>
                         }})
                     }}
