@@ -55,6 +55,14 @@ impl ApiError {
         Self::new(404, "not_found", format!("{what} not found"))
     }
 
+    /// The range error inside, for a form to show next to its field.
+    pub fn field_error(&self) -> Option<FieldError> {
+        self.field.clone().map(|field| FieldError {
+            field,
+            message: self.message.clone(),
+        })
+    }
+
     pub fn internal() -> Self {
         Self::new(
             500,

@@ -565,7 +565,7 @@ impl Store {
                 ))
             }
         };
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query_as::<_, StreamRow>(&format!(
             "{STREAM_SELECT} WHERE s.organisation_id = $1 \
              AND ($2 = '' OR EXISTS (SELECT 1 FROM stream_tags t WHERE t.group_id = s.group_id AND t.tag = $2)) \
              ORDER BY g.created_at DESC, s.group_id, s.position"
@@ -574,16 +574,9 @@ impl Store {
         .bind(filter.tag.clone().unwrap_or_default())
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::new();
-        for row in rows {
-            let v = self
-                .view(StreamRow::from_row(&row)?, asset_limit, urls)
-                .await?;
-            if live.is_none_or(|l| l == v.is_live()) {
-                out.push(v);
-            }
-        }
-        Ok(out)
+        let mut views = self.views(rows, asset_limit, urls).await?;
+        views.retain(|v| live.is_none_or(|l| l == v.is_live()));
+        Ok(views)
     }
 
     /// Every stream of the group `id` belongs to (found by group or by any member stream).
@@ -594,7 +587,7 @@ impl Store {
         asset_limit: i64,
         urls: &Urls,
     ) -> Result<Vec<StreamView>, ApiError> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query_as::<_, StreamRow>(&format!(
             "{STREAM_SELECT} WHERE s.organisation_id = $1 AND s.group_id = \
              COALESCE((SELECT group_id FROM streams WHERE id = $2), $2) ORDER BY s.position"
         ))
@@ -605,12 +598,18 @@ impl Store {
         if rows.is_empty() {
             return Err(ApiError::not_found("stream group"));
         }
-        let mut out = Vec::new();
+        self.views(rows, asset_limit, urls).await
+    }
+
+    async fn views(
+        &self,
+        rows: Vec<StreamRow>,
+        asset_limit: i64,
+        urls: &Urls,
+    ) -> Result<Vec<StreamView>, ApiError> {
+        let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            out.push(
-                self.view(StreamRow::from_row(&row)?, asset_limit, urls)
-                    .await?,
-            );
+            out.push(self.view(row, asset_limit, urls).await?);
         }
         Ok(out)
     }
@@ -748,15 +747,14 @@ impl Store {
     }
 
     async fn stream_row(&self, p: &Principal, id: &str) -> Result<StreamRow, ApiError> {
-        let row = sqlx::query(&format!(
+        sqlx::query_as::<_, StreamRow>(&format!(
             "{STREAM_SELECT} WHERE s.id = $1 AND s.organisation_id = $2"
         ))
         .bind(id)
         .bind(&p.organisation_id)
         .fetch_optional(&self.pool)
         .await?
-        .ok_or_else(|| ApiError::not_found("stream"))?;
-        StreamRow::from_row(&row)
+        .ok_or_else(|| ApiError::not_found("stream"))
     }
 
     pub async fn settings(&self, stream_id: &str) -> Result<Processing, ApiError> {
@@ -878,7 +876,7 @@ impl Store {
         kind: &str,
         limit: i64,
     ) -> Result<Vec<AssetRow>, ApiError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as::<_, AssetRow>(
             "SELECT a.id, a.session_id, a.path, a.status, a.created_at, a.duration_ms, a.width, \
              a.height, a.size_bytes, a.idx, ss.started_at, ss.ended_at FROM assets a \
              LEFT JOIN sessions ss ON ss.id = a.session_id \
@@ -888,8 +886,7 @@ impl Store {
         .bind(kind)
         .bind(limit.max(0))
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(AssetRow::from_row).collect()
+        .await?)
     }
 
     async fn playout(
@@ -1101,6 +1098,7 @@ fn principal_from_row(r: &AnyRow, key_col: &str) -> Result<Principal, ApiError> 
 const STREAM_SELECT: &str = "SELECT s.id, s.group_id, s.profile, s.streamname, s.created_at, \
      g.name, g.source FROM streams s JOIN stream_groups g ON g.id = s.group_id";
 
+#[derive(sqlx::FromRow)]
 struct StreamRow {
     id: String,
     group_id: String,
@@ -1111,20 +1109,7 @@ struct StreamRow {
     source: Option<String>,
 }
 
-impl StreamRow {
-    fn from_row(r: &AnyRow) -> Result<Self, ApiError> {
-        Ok(StreamRow {
-            id: r.try_get("id")?,
-            group_id: r.try_get("group_id")?,
-            profile: r.try_get("profile")?,
-            streamname: r.try_get("streamname")?,
-            created_at: r.try_get("created_at")?,
-            name: r.try_get("name")?,
-            source: r.try_get("source")?,
-        })
-    }
-}
-
+#[derive(sqlx::FromRow)]
 struct AssetRow {
     session_id: Option<String>,
     path: String,
@@ -1137,24 +1122,6 @@ struct AssetRow {
     idx: i64,
     started_at: Option<i64>,
     ended_at: Option<i64>,
-}
-
-impl AssetRow {
-    fn from_row(r: &AnyRow) -> Result<Self, ApiError> {
-        Ok(AssetRow {
-            session_id: r.try_get("session_id")?,
-            path: r.try_get("path")?,
-            status: r.try_get("status")?,
-            created_at: r.try_get("created_at")?,
-            duration_ms: r.try_get("duration_ms")?,
-            width: r.try_get("width")?,
-            height: r.try_get("height")?,
-            size_bytes: r.try_get("size_bytes")?,
-            idx: r.try_get("idx")?,
-            started_at: r.try_get("started_at")?,
-            ended_at: r.try_get("ended_at")?,
-        })
-    }
 }
 
 #[cfg(test)]

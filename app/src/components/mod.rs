@@ -37,3 +37,29 @@ pub fn CopyButton(text: String, #[prop(into)] label: String) -> impl IntoView {
         </button>
     }
 }
+
+/// A tab row over `labels` (no row for a single label, as the product shows no tabs for a
+/// stream without a group); `active` holds the selected label.
+#[component]
+pub fn Tabs(#[prop(into)] labels: Signal<Vec<String>>, active: RwSignal<String>) -> impl IntoView {
+    move || {
+        let labels = labels.get();
+        (labels.len() > 1).then(|| {
+            view! {
+                <div class="tabs" role="tablist">
+                    {labels.into_iter().map(|label| {
+                        let key = label.clone();
+                        let selected = label.clone();
+                        view! {
+                            <button type="button" role="tab" class="tab"
+                                aria-selected=move || (active.get() == selected).to_string()
+                                on:click=move |_| active.set(key.clone())>
+                                {label}
+                            </button>
+                        }
+                    }).collect_view()}
+                </div>
+            }
+        })
+    }
+}

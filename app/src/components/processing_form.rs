@@ -2,6 +2,7 @@
 //! errors shown next to their fields as the user types. Used by "New stream" (one per profile tab)
 //! and by the "Edit options" dialog.
 
+use domain::settings::Span;
 use domain::settings::{
     profile_quality, CLIP_DURATION_MAX, CLIP_DURATION_MIN, INTERVAL_MAX, INTERVAL_MIN,
 };
@@ -138,25 +139,40 @@ pub fn ProcessingForm(
                     error=err("motionclip.duration")
                     on_change=move |v| settings.update(|s| s.motionclip.duration = v.unwrap_or(0))/>
             </fieldset>
-            <fieldset class="process">
-                <legend>"Recording"</legend>
-                <Toggle id=id("recording-enabled") label="Recording" checked=s.recording.enabled disabled
-                    on_change=move |on| settings.update(|s| s.recording.enabled = on)/>
-                <Seconds id=id("recording-duration") label="Duration (s)" hint="≥ 1 s; empty = whole stream"
-                    value=s.recording.duration optional=true disabled
-                    error=err("recording.duration")
-                    on_change=move |v| settings.update(|s| s.recording.duration = v)/>
-            </fieldset>
-            <fieldset class="process">
-                <legend>"Replay"</legend>
-                <Toggle id=id("replay-enabled") label="Replay" checked=s.replay.enabled disabled
-                    on_change=move |on| settings.update(|s| s.replay.enabled = on)/>
-                <Seconds id=id("replay-duration") label="Duration (s)" hint="≥ 1 s; empty = whole stream"
-                    value=s.replay.duration optional=true disabled
-                    error=err("replay.duration")
-                    on_change=move |v| settings.update(|s| s.replay.duration = v)/>
-            </fieldset>
+            <SpanProcess settings name="recording" legend="Recording" id=id("recording") disabled
+                server_error span=|p| &mut p.recording/>
+            <SpanProcess settings name="replay" legend="Replay" id=id("replay") disabled
+                server_error span=|p| &mut p.replay/>
         </div>
+    }
+}
+
+/// Recording and replay: a toggle and a duration that may be empty (= whole stream).
+#[component]
+fn SpanProcess(
+    settings: RwSignal<Processing>,
+    name: &'static str,
+    legend: &'static str,
+    id: String,
+    disabled: bool,
+    server_error: Signal<Option<FieldError>>,
+    span: fn(&mut Processing) -> &mut Span,
+) -> impl IntoView {
+    let initial = *span(&mut settings.get_untracked());
+    let field = match name {
+        "recording" => "recording.duration",
+        _ => "replay.duration",
+    };
+    view! {
+        <fieldset class="process">
+            <legend>{legend}</legend>
+            <Toggle id=format!("{id}-enabled") label=legend checked=initial.enabled disabled
+                on_change=move |on| settings.update(|p| span(p).enabled = on)/>
+            <Seconds id=format!("{id}-duration") label="Duration (s)" hint="≥ 1 s; empty = whole stream"
+                value=initial.duration optional=true disabled
+                error=field_error(settings, server_error, field)
+                on_change=move |v| settings.update(|p| span(p).duration = v)/>
+        </fieldset>
     }
 }
 

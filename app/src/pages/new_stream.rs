@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use domain::settings::{profile_quality, PROFILES};
 use domain::view::{CreateStream, Transcoding};
-use domain::{FieldError, Processing, ProcessingPatch};
+use domain::{Processing, ProcessingPatch};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_navigate;
@@ -13,7 +13,7 @@ use leptos_router::hooks::use_navigate;
 use crate::api::{whoami, CreateStreamGroup};
 use crate::components::layout::Layout;
 use crate::components::processing_form::{ProcessingForm, Summary};
-use crate::components::ErrorNote;
+use crate::components::{ErrorNote, Tabs};
 
 #[component]
 pub fn NewStreamPage() -> impl IntoView {
@@ -87,6 +87,12 @@ pub fn NewStreamPage() -> impl IntoView {
         create.dispatch(CreateStreamGroup { req });
     };
 
+    // The "copied" note belongs to the tab it was made on.
+    Effect::new(move |_| {
+        active.track();
+        synced.set(false);
+    });
+
     let navigate = use_navigate();
     Effect::new(move |_| {
         if let Some(Ok(id)) = create.value().get() {
@@ -94,14 +100,7 @@ pub fn NewStreamPage() -> impl IntoView {
         }
     });
     let server_error = move || create.value().get().and_then(Result::err);
-    let server_field = Signal::derive(move || {
-        server_error().and_then(|e| {
-            e.field.map(|field| FieldError {
-                field,
-                message: e.message,
-            })
-        })
-    });
+    let server_field = Signal::derive(move || server_error().and_then(|e| e.field_error()));
 
     view! {
         <Title text="New stream"/>
@@ -153,22 +152,7 @@ pub fn NewStreamPage() -> impl IntoView {
                     {move || synced.get().then(|| view! {
                         <p class="note ok" role="status">"Settings of "{active.get()}" copied to every profile."</p>
                     })}
-                    <div class="tabs" role="tablist">
-                        {move || profiles.get().into_iter().map(|(p, _)| {
-                            let key = p.clone();
-                            let selected = {
-                                let key = key.clone();
-                                move || active.get() == key
-                            };
-                            view! {
-                                <button type="button" role="tab" class="tab"
-                                    aria-selected=move || selected().to_string()
-                                    on:click=move |_| { active.set(key.clone()); synced.set(false); }>
-                                    {p.clone()}
-                                </button>
-                            }
-                        }).collect_view()}
-                    </div>
+                    <Tabs labels=Signal::derive(move || profiles.with(|l| l.iter().map(|(p, _)| p.clone()).collect())) active/>
                     {move || {
                         let current = active.get();
                         profiles.get().into_iter().find(|(p, _)| *p == current).map(|(p, s)| {

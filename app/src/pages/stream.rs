@@ -3,7 +3,7 @@
 
 use domain::settings::profile_quality;
 use domain::view::{Me, MotionClipEntry, StreamView, ThumbnailEntry, WebEntry};
-use domain::{FieldError, Processing};
+use domain::Processing;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -11,7 +11,7 @@ use leptos_router::hooks::use_params_map;
 use crate::api::{stream_group, whoami, SaveProcessing};
 use crate::components::layout::Layout;
 use crate::components::processing_form::ProcessingForm;
-use crate::components::{CopyButton, ErrorNote};
+use crate::components::{CopyButton, ErrorNote, Tabs};
 
 #[component]
 pub fn StreamPage() -> impl IntoView {
@@ -49,10 +49,19 @@ fn Overview(
     } else {
         head.name.clone()
     };
-    let active = RwSignal::new(0usize);
+    let profiles: Vec<String> = streams.iter().map(|s| s.profile.clone()).collect();
+    let active = RwSignal::new(head.profile.clone());
     let editing = RwSignal::new(false);
     let streams = StoredValue::new(streams);
-    let current = move || streams.with_value(|s| s[active.get().min(s.len() - 1)].clone());
+    let current = move || {
+        let profile = active.get();
+        streams.with_value(|s| {
+            s.iter()
+                .find(|s| s.profile == profile)
+                .unwrap_or(&s[0])
+                .clone()
+        })
+    };
     let refresh = refetch.clone();
     view! {
         <Title text=title.clone()/>
@@ -87,15 +96,7 @@ fn Overview(
                 </div>
             </div>
             {(!can_edit).then(|| view! { <p class="muted">"Your key is read only: you can see the settings but not change them."</p> })}
-            {streams.with_value(|s| s.len() > 1).then(|| view! {
-                <div class="tabs" role="tablist">
-                    {streams.with_value(|s| s.iter().enumerate().map(|(i, st)| view! {
-                        <button type="button" role="tab" class="tab"
-                            aria-selected=move || (active.get() == i).to_string()
-                            on:click=move |_| active.set(i)>{st.profile.clone()}</button>
-                    }).collect_view())}
-                </div>
-            })}
+            <Tabs labels=profiles active/>
             {move || {
                 let s = current();
                 view! { <StreamProcessing stream=s/> }
@@ -230,8 +231,9 @@ fn EditDialog(
             (s, RwSignal::new(p))
         })
         .collect();
+    let labels: Vec<String> = drafts.iter().map(|(s, _)| s.profile.clone()).collect();
+    let active = RwSignal::new(labels[0].clone());
     let drafts = StoredValue::new(drafts);
-    let active = RwSignal::new(0usize);
     let save = ServerAction::<SaveProcessing>::new();
     let invalid = move || {
         drafts.with_value(|d| {
@@ -254,14 +256,7 @@ fn EditDialog(
         }
     });
     let error = move || save.value().get().and_then(Result::err);
-    let server_field = Signal::derive(move || {
-        error().and_then(|e| {
-            e.field.map(|field| FieldError {
-                field,
-                message: e.message,
-            })
-        })
-    });
+    let server_field = Signal::derive(move || error().and_then(|e| e.field_error()));
     let cancel = on_close.clone();
     view! {
         <div class="overlay">
@@ -274,19 +269,11 @@ fn EditDialog(
                         "Changes apply at the stream's next ingest."
                     }}
                 </p>
-                {drafts.with_value(|d| d.len() > 1).then(|| view! {
-                    <div class="tabs" role="tablist">
-                        {drafts.with_value(|d| d.iter().enumerate().map(|(i, (s, _))| view! {
-                            <button type="button" role="tab" class="tab"
-                                aria-selected=move || (active.get() == i).to_string()
-                                on:click=move |_| active.set(i)>{s.profile.clone()}</button>
-                        }).collect_view())}
-                    </div>
-                })}
+                <Tabs labels active/>
                 {move || {
-                    let i = active.get();
+                    let profile = active.get();
                     drafts.with_value(|d| {
-                        let (s, p) = &d[i];
+                        let (s, p) = d.iter().find(|(s, _)| s.profile == profile).unwrap_or(&d[0]);
                         view! {
                             <div role="tabpanel" aria-label=format!("{} settings", s.profile)>
                                 <ProcessingForm settings=*p id_prefix=format!("edit-{}", s.profile) server_error=server_field/>
