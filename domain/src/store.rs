@@ -732,6 +732,113 @@ impl Store {
         })
     }
 
+    // ---- ingest sessions -------------------------------------------------------------------
+
+    /// The stream an encoder may publish to with this stream name (only passthrough streams take
+    /// ingest; profile streams are fed by transcoding).
+    pub async fn ingest_target(&self, streamname: &str) -> Result<Option<IngestTarget>, ApiError> {
+        Ok(sqlx::query_as::<_, IngestTarget>(
+            "SELECT s.id AS stream_id, s.organisation_id, s.profile, g.source FROM streams s \
+             JOIN stream_groups g ON g.id = s.group_id WHERE s.streamname = $1",
+        )
+        .bind(streamname)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Opens a session: copies the saved settings, which the session keeps until it ends.
+    pub async fn start_session(
+        &self,
+        stream_id: &str,
+        source: &str,
+        app: Option<&str>,
+        forced_recording: bool,
+    ) -> Result<(String, Processing), ApiError> {
+        let settings = self.settings(stream_id).await?;
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO sessions (id, stream_id, started_at, source, app, processing, forced_recording) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(stream_id)
+        .bind(now_ms())
+        .bind(source)
+        .bind(app)
+        .bind(serde_json::to_string(&settings).unwrap_or_default())
+        .bind(forced_recording as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok((id, settings))
+    }
+
+    pub async fn set_session_codecs(&self, id: &str, c: &SessionCodecs) -> Result<(), ApiError> {
+        sqlx::query(
+            "UPDATE sessions SET video_codec = $1, width = $2, height = $3, audio_codec = $4, \
+             audio_sample_rate = $5 WHERE id = $6",
+        )
+        .bind(c.video_codec.clone())
+        .bind(c.width)
+        .bind(c.height)
+        .bind(c.audio_codec.clone())
+        .bind(c.audio_sample_rate)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn end_session(&self, id: &str, reason: &str) -> Result<(), ApiError> {
+        sqlx::query(
+            "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(reason)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// At start-up: sessions a crash left open end now. Answers how many.
+    pub async fn close_open_sessions(&self) -> Result<u64, ApiError> {
+        Ok(sqlx::query(
+            "UPDATE sessions SET ended_at = $1, end_reason = 'server restarted' WHERE ended_at IS NULL",
+        )
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    async fn sessions(&self, stream_id: &str, limit: i64) -> Result<Vec<SessionView>, ApiError> {
+        let rows = sqlx::query_as::<_, SessionRow>(
+            "SELECT id, started_at, ended_at, source, app, video_codec, audio_codec, width, height, \
+             audio_sample_rate, end_reason FROM sessions WHERE stream_id = $1 \
+             ORDER BY started_at DESC LIMIT $2",
+        )
+        .bind(stream_id)
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SessionView {
+                id: r.id,
+                started_at: rfc3339(r.started_at),
+                ended_at: r.ended_at.map(rfc3339),
+                source: r.source,
+                app: r.app,
+                video_codec: r.video_codec,
+                audio_codec: r.audio_codec,
+                width: r.width,
+                height: r.height,
+                audio_sample_rate: r.audio_sample_rate,
+                end_reason: r.end_reason,
+            })
+            .collect())
+    }
+
     // ---- internals -------------------------------------------------------------------------
 
     async fn require_live_processing(&self, organisation_id: &str) -> Result<(), ApiError> {
@@ -825,6 +932,7 @@ impl Store {
             .map(|r| r.try_get::<String, _>("tag"))
             .collect::<Result<Vec<_>, _>>()?;
         let counts = self.asset_counts(&row.id).await?;
+        let sessions = self.sessions(&row.id, asset_limit.clamp(1, 10)).await?;
         let playout = self.playout(&row, &settings, asset_limit, urls).await?;
         Ok(StreamView {
             ingest: Ingest {
@@ -845,6 +953,7 @@ impl Store {
             processing: ProcessingView { settings, pending },
             playout,
             asset_counts: counts,
+            sessions,
         })
     }
 
@@ -1107,6 +1216,40 @@ struct StreamRow {
     created_at: i64,
     name: String,
     source: Option<String>,
+}
+
+/// Where an ingest lands.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct IngestTarget {
+    pub stream_id: String,
+    pub organisation_id: String,
+    pub profile: String,
+    pub source: Option<String>,
+}
+
+/// What ingest learnt about a session's media.
+#[derive(Debug, Clone, Default)]
+pub struct SessionCodecs {
+    pub video_codec: Option<String>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub audio_codec: Option<String>,
+    pub audio_sample_rate: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: String,
+    started_at: i64,
+    ended_at: Option<i64>,
+    source: String,
+    app: Option<String>,
+    video_codec: Option<String>,
+    audio_codec: Option<String>,
+    width: Option<i64>,
+    height: Option<i64>,
+    audio_sample_rate: Option<i64>,
+    end_reason: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]

@@ -25,6 +25,29 @@ pub struct StreamView {
     pub playout: Playout,
     /// How many assets of each process this stream has in all (the lists above are limited).
     pub asset_counts: AssetCounts,
+    /// The latest ingest sessions, newest first (the open one while live).
+    pub sessions: Vec<SessionView>,
+}
+
+/// One ingest from start to stop, with what ingest learnt about its media.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    pub id: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    /// "rtmp" or "rtsp".
+    pub source: String,
+    /// RTMP application: "live" or "rec".
+    pub app: Option<String>,
+    /// RFC 6381 codec string, e.g. "avc1.64001f".
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub audio_sample_rate: Option<i64>,
+    pub end_reason: Option<String>,
 }
 
 impl StreamView {

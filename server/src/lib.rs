@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod http;
+pub mod media;
 pub mod metrics;
 
 use std::sync::Arc;
@@ -31,6 +32,14 @@ pub async fn prepare(cfg: &Config) -> anyhow::Result<AppState> {
         }
         None => {}
     }
+    let closed = store.close_open_sessions().await?;
+    if closed > 0 {
+        tracing::warn!(
+            sessions = closed,
+            "closed sessions left open by an earlier stop"
+        );
+    }
+    let engine = media::Engine::new(store.clone());
     Ok(AppState {
         leptos_options: leptos_options(cfg),
         services: Services {
@@ -41,18 +50,23 @@ pub async fn prepare(cfg: &Config) -> anyhow::Result<AppState> {
             },
         },
         metrics: Arc::new(metrics::Metrics::default()),
+        engine,
     })
 }
 
 /// Leptos's options come from cargo-leptos's environment when it runs us, else from defaults
 /// that match `[[workspace.metadata.leptos]]`.
 fn leptos_options(cfg: &Config) -> LeptosOptions {
-    let mut options = leptos::config::get_configuration(None)
-        .map(|c| c.leptos_options)
-        .unwrap_or_else(|_| LeptosOptions::builder().output_name("liveproc").build());
-    if options.output_name.is_empty() {
-        options.output_name = "liveproc".into();
+    let from_cargo_leptos = option_env!("LEPTOS_OUTPUT_NAME").is_some()
+        || std::env::var_os("LEPTOS_OUTPUT_NAME").is_some();
+    let mut options = if from_cargo_leptos {
+        leptos::config::get_configuration(None)
+            .map(|c| c.leptos_options)
+            .ok()
+    } else {
+        None
     }
+    .unwrap_or_else(|| LeptosOptions::builder().output_name("liveproc").build());
     options.site_addr = cfg.http;
     options
 }
@@ -65,20 +79,65 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Serves until SIGINT/SIGTERM, then closes the store.
+/// A bound server: its listeners are open (so tests can ask for port 0 and read the port).
+pub struct Server {
+    pub http: std::net::SocketAddr,
+    pub rtmp: std::net::SocketAddr,
+    state: AppState,
+    http_listener: tokio::net::TcpListener,
+    rtmp_listener: tokio::net::TcpListener,
+}
+
+impl Server {
+    pub async fn bind(cfg: &Config) -> anyhow::Result<Server> {
+        let state = prepare(cfg).await?;
+        let http_listener = tokio::net::TcpListener::bind(cfg.http)
+            .await
+            .with_context(|| format!("binding the HTTP listener {}", cfg.http))?;
+        let rtmp_listener = tokio::net::TcpListener::bind(cfg.rtmp)
+            .await
+            .with_context(|| format!("binding the RTMP listener {}", cfg.rtmp))?;
+        Ok(Server {
+            http: http_listener.local_addr()?,
+            rtmp: rtmp_listener.local_addr()?,
+            state,
+            http_listener,
+            rtmp_listener,
+        })
+    }
+
+    /// The state the site runs on (tests drive the API through it while ingest uses sockets).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then ends live sessions and closes the store.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let store = self.state.services.store.clone();
+        let engine = self.state.engine.clone();
+        tracing::info!(http = %self.http, rtmp = %self.rtmp, public = %self.state.services.urls.public,
+            database = store.backend(), "liveproc listening");
+        let rtmp = tokio::spawn(media::ingest::rtmp::serve(
+            self.rtmp_listener,
+            engine.clone(),
+        ));
+        axum::serve(self.http_listener, http::router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        rtmp.abort();
+        engine.stop_all("server stopped").await;
+        store.close().await;
+        tracing::info!("liveproc stopped");
+        Ok(())
+    }
+}
+
+/// Serves until SIGINT/SIGTERM.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
-    let state = prepare(&cfg).await?;
-    let store = state.services.store.clone();
-    let listener = tokio::net::TcpListener::bind(cfg.http)
-        .await
-        .with_context(|| format!("binding the HTTP listener {}", cfg.http))?;
-    tracing::info!(http = %cfg.http, public = %cfg.public_url(), database = store.backend(), "liveproc listening");
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    store.close().await;
-    tracing::info!("liveproc stopped");
-    Ok(())
+    Server::bind(&cfg).await?.run(shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

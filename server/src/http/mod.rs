@@ -1,6 +1,7 @@
 //! Everything HTTP: the REST API, operations endpoints and the dashboard, on one axum router.
 
 pub mod api;
+pub mod live;
 pub mod ops;
 pub mod pages;
 
@@ -17,6 +18,7 @@ use leptos::config::LeptosOptions;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::media::Engine;
 use crate::metrics::Metrics;
 
 #[derive(Clone, FromRef)]
@@ -24,6 +26,7 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub services: Services,
     pub metrics: Arc<Metrics>,
+    pub engine: Arc<Engine>,
 }
 
 /// Builds the whole site: API, operations, dashboard pages, server functions and static files.
@@ -32,6 +35,7 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .merge(api::router(state.metrics.clone()))
         .merge(ops::router())
+        .merge(live::router())
         .merge(pages)
         .with_state(state)
 }

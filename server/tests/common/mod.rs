@@ -28,6 +28,67 @@ pub struct Answer {
     pub text: String,
 }
 
+/// A server listening on loopback (HTTP and RTMP on free ports) with its API driven in-process.
+pub struct Running {
+    pub app: TestApp,
+    pub http: std::net::SocketAddr,
+    pub rtmp: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    pub async fn start() -> Running {
+        let data = tempfile::tempdir().expect("temp dir");
+        let db_url = format!("sqlite://{}/liveproc.db", data.path().display());
+        let cfg = liveproc::config::Config::parse_from([
+            "liveproc",
+            "--data",
+            data.path().to_str().unwrap(),
+            "--admin-key",
+            OPERATOR_KEY,
+            "--http",
+            "127.0.0.1:0",
+            "--rtmp",
+            "127.0.0.1:0",
+        ]);
+        let server = liveproc::Server::bind(&cfg).await.expect("server binds");
+        let (http, rtmp) = (server.http, server.rtmp);
+        let app = TestApp {
+            router: liveproc::http::router(server.state().clone()),
+            db_url,
+            _data: data,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        Running {
+            app,
+            http,
+            rtmp,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Graceful shutdown, as SIGTERM does. The app (and its data folder) stays for checks.
+    pub async fn stop(self) -> TestApp {
+        let Running {
+            app, stop, task, ..
+        } = self;
+        if let Some(tx) = stop {
+            let _ = tx.send(());
+        }
+        if let Some(task) = task {
+            task.await
+                .expect("server task")
+                .expect("server stops cleanly");
+        }
+        app
+    }
+}
+
 impl TestApp {
     pub async fn new(backend: Backend) -> TestApp {
         let data = tempfile::tempdir().expect("temp dir");

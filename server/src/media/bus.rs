@@ -1,0 +1,131 @@
+//! One bus per live stream: ingest publishes [`Event`]s, any number of consumers subscribe.
+//!
+//! A broadcast ring decouples them: ingest never waits for a consumer. A consumer that falls a
+//! ring's length behind loses the oldest events, counts them as dropped, and resynchronises.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+
+use super::frame::{AudioParams, Event, VideoParams};
+
+/// About 8 s of 30 fps video with audio.
+const CAPACITY: usize = 1024;
+
+pub struct Bus {
+    tx: broadcast::Sender<Arc<Event>>,
+    /// The latest parameters, for consumers that join mid-stream.
+    params: Mutex<(Option<VideoParams>, Option<AudioParams>)>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        Bus {
+            tx: broadcast::channel(CAPACITY).0,
+            params: Mutex::new((None, None)),
+            dropped: Arc::default(),
+        }
+    }
+}
+
+impl Bus {
+    pub fn publish(&self, event: Event) {
+        match &event {
+            Event::Video(p) => self.params.lock().expect("bus params").0 = Some(p.clone()),
+            Event::Audio(p) => self.params.lock().expect("bus params").1 = Some(p.clone()),
+            Event::Frame(_) => {}
+        }
+        // No subscriber is not an error: the stream is simply not consumed right now.
+        let _ = self.tx.send(Arc::new(event));
+    }
+
+    /// Subscriptions do not keep the bus alive: when the bus is dropped (the session ended),
+    /// they drain what is left and then end.
+    pub fn subscribe(&self) -> Subscription {
+        let (video, audio) = self.params.lock().expect("bus params").clone();
+        Subscription {
+            rx: self.tx.subscribe(),
+            dropped: self.dropped.clone(),
+            pending: video
+                .map(Event::Video)
+                .into_iter()
+                .chain(audio.map(Event::Audio))
+                .map(Arc::new)
+                .collect(),
+        }
+    }
+
+    /// Events consumers lost because they were too slow, over all consumers.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// How far the slowest consumer is behind, in events.
+    pub fn lag(&self) -> usize {
+        self.tx.len()
+    }
+}
+
+pub struct Subscription {
+    rx: broadcast::Receiver<Arc<Event>>,
+    dropped: Arc<AtomicU64>,
+    pending: std::collections::VecDeque<Arc<Event>>,
+}
+
+impl Subscription {
+    /// The next event, or None when the stream has ended (all publishers gone).
+    pub async fn recv(&mut self) -> Option<Arc<Event>> {
+        if let Some(e) = self.pending.pop_front() {
+            return Some(e);
+        }
+        loop {
+            match self.rx.recv().await {
+                Ok(e) => return Some(e),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    self.dropped.fetch_add(n, Ordering::Relaxed);
+                    tracing::warn!(dropped = n, "slow consumer dropped events");
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::frame::{Frame, Track};
+
+    fn frame(i: i64) -> Event {
+        Event::Frame(Frame {
+            track: Track::Audio,
+            dts: i,
+            pts: i,
+            keyframe: true,
+            data: bytes::Bytes::new(),
+        })
+    }
+
+    #[tokio::test]
+    async fn slow_consumer_drops_without_blocking_ingest() {
+        let bus = Arc::new(Bus::default());
+        let mut slow = bus.subscribe();
+        for i in 0..(CAPACITY as i64 + 10) {
+            bus.publish(frame(i)); // never blocks
+        }
+        let first = slow.recv().await.unwrap();
+        match &*first {
+            Event::Frame(f) => assert_eq!(f.dts, 10, "oldest events were dropped"),
+            _ => panic!("expected a frame"),
+        }
+        assert_eq!(bus.dropped(), 10);
+        drop(bus);
+        let mut left = 0;
+        while slow.recv().await.is_some() {
+            left += 1;
+        }
+        assert_eq!(left, CAPACITY - 1, "drains, then ends with the bus");
+    }
+}

@@ -1,0 +1,123 @@
+//! The one internal shape of live media: timed frames plus codec parameters, whatever the ingest.
+//!
+//! Video timestamps are in [`VIDEO_TIMESCALE`] (90 kHz, as MPEG); audio timestamps are in samples
+//! of the stream's own rate, so AAC's 1024-sample frames never accumulate rounding drift.
+
+use bytes::Bytes;
+
+pub const VIDEO_TIMESCALE: u32 = 90_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Track {
+    Video,
+    Audio,
+}
+
+/// One access unit. Video data is AVCC (4-byte length-prefixed NAL units, no parameter sets
+/// needed in-band); audio data is one raw AAC frame.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub track: Track,
+    /// Decode time in the track's timescale.
+    pub dts: i64,
+    /// Presentation time; differs from `dts` when the encoder uses B-frames.
+    pub pts: i64,
+    pub keyframe: bool,
+    pub data: Bytes,
+}
+
+/// H.264 parameters, from the AVCDecoderConfigurationRecord.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoParams {
+    /// The AVCDecoderConfigurationRecord as sent by the publisher (goes into `avcC`).
+    pub avcc: Bytes,
+    pub sps: Bytes,
+    pub profile_idc: u8,
+    pub constraints: u8,
+    pub level_idc: u8,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl VideoParams {
+    /// RFC 6381 codec string, e.g. `avc1.64001f`.
+    pub fn codec(&self) -> String {
+        format!(
+            "avc1.{:02x}{:02x}{:02x}",
+            self.profile_idc, self.constraints, self.level_idc
+        )
+    }
+}
+
+/// AAC parameters, from the AudioSpecificConfig (FLV's own header always claims 44.1 kHz).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioParams {
+    pub asc: Bytes,
+    pub object_type: u8,
+    pub sample_rate: u32,
+    pub channels: u8,
+}
+
+impl AudioParams {
+    pub fn codec(&self) -> String {
+        format!("mp4a.40.{}", self.object_type)
+    }
+
+    /// Parses the first bytes of an AudioSpecificConfig (ISO 14496-3 §1.6.2.1).
+    pub fn from_asc(asc: Bytes) -> Option<AudioParams> {
+        const RATES: [u32; 13] = [
+            96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
+        ];
+        if asc.len() < 2 {
+            return None;
+        }
+        let object_type = asc[0] >> 3;
+        let index = ((asc[0] & 0x07) << 1) | (asc[1] >> 7);
+        let (sample_rate, rest_bit) = if index == 15 {
+            if asc.len() < 5 {
+                return None;
+            }
+            let v = u32::from_be_bytes([asc[1], asc[2], asc[3], asc[4]]);
+            ((v >> 7) & 0x00FF_FFFF, 0)
+        } else {
+            (*RATES.get(index as usize)?, 1)
+        };
+        let channels = if rest_bit == 1 {
+            (asc[1] >> 3) & 0x0F
+        } else {
+            (asc[4] >> 3) & 0x0F
+        };
+        (object_type > 0 && sample_rate > 0).then_some(AudioParams {
+            asc,
+            object_type,
+            sample_rate,
+            channels,
+        })
+    }
+}
+
+/// What flows on a stream's bus. Parameter changes travel in-band, before the frames they govern.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Video(VideoParams),
+    Audio(AudioParams),
+    Frame(Frame),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asc_gives_real_rate_and_channels() {
+        // AAC-LC, 48 kHz (index 3), stereo.
+        let p = AudioParams::from_asc(Bytes::from_static(&[0x11, 0x90])).unwrap();
+        assert_eq!((p.object_type, p.sample_rate, p.channels), (2, 48000, 2));
+        assert_eq!(p.codec(), "mp4a.40.2");
+        // AAC-LC, 44.1 kHz (index 4), mono.
+        let p = AudioParams::from_asc(Bytes::from_static(&[0x12, 0x08])).unwrap();
+        assert_eq!((p.sample_rate, p.channels), (44100, 1));
+        assert!(AudioParams::from_asc(Bytes::from_static(&[0x12])).is_none());
+        assert!(AudioParams::from_asc(Bytes::from_static(&[0x17, 0x88])).is_none());
+    }
+}

@@ -1,0 +1,318 @@
+//! Live HLS: a bus consumer that cuts CMAF fragments at keyframes (about one second each) and
+//! keeps a short window of them in memory, served as an fMP4 media playlist.
+
+use std::collections::VecDeque;
+use std::fmt::Write;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use super::bus::Subscription;
+use super::frame::{AudioParams, Event, Frame, Track, VideoParams, VIDEO_TIMESCALE};
+use super::mux::fmp4::{self, TrackRun, AUDIO_TRACK_ID, VIDEO_TRACK_ID};
+
+/// Cut at the first keyframe at least this long after the segment's start.
+const TARGET_SECONDS: f64 = 1.0;
+/// Segments kept for live playout.
+const WINDOW: usize = 10;
+
+struct Segment {
+    sequence: u64,
+    duration: f64,
+    init: u32,
+    data: Bytes,
+}
+
+#[derive(Default)]
+struct State {
+    /// Init segments by version; a parameter change makes a new one.
+    inits: Vec<Bytes>,
+    segments: VecDeque<Segment>,
+    ended: bool,
+}
+
+/// The live HLS output of one stream.
+#[derive(Default)]
+pub struct HlsOutput {
+    state: Mutex<State>,
+}
+
+impl HlsOutput {
+    pub fn playlist(&self) -> Option<String> {
+        let s = self.state.lock().expect("hls state");
+        let first = s.segments.front()?;
+        let target = s
+            .segments
+            .iter()
+            .map(|x| x.duration.ceil() as u64)
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let mut out = String::new();
+        let _ = write!(
+            out,
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-INDEPENDENT-SEGMENTS\n",
+            first.sequence
+        );
+        let mut init = None;
+        for seg in &s.segments {
+            if init != Some(seg.init) {
+                if init.is_some() {
+                    out.push_str("#EXT-X-DISCONTINUITY\n");
+                }
+                let _ = writeln!(out, "#EXT-X-MAP:URI=\"init-{}.mp4\"", seg.init);
+                init = Some(seg.init);
+            }
+            let _ = write!(
+                out,
+                "#EXTINF:{:.3},\nseg-{}.m4s\n",
+                seg.duration, seg.sequence
+            );
+        }
+        if s.ended {
+            out.push_str("#EXT-X-ENDLIST\n");
+        }
+        Some(out)
+    }
+
+    pub fn init(&self, version: u32) -> Option<Bytes> {
+        self.state
+            .lock()
+            .expect("hls state")
+            .inits
+            .get(version as usize)
+            .cloned()
+    }
+
+    pub fn segment(&self, sequence: u64) -> Option<Bytes> {
+        let s = self.state.lock().expect("hls state");
+        s.segments
+            .iter()
+            .find(|x| x.sequence == sequence)
+            .map(|x| x.data.clone())
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.state.lock().expect("hls state").ended
+    }
+
+    fn push(&self, init: Option<Bytes>, segment: Segment) {
+        let mut s = self.state.lock().expect("hls state");
+        if let Some(i) = init {
+            s.inits.push(i);
+        }
+        s.segments.push_back(segment);
+        while s.segments.len() > WINDOW {
+            s.segments.pop_front();
+        }
+    }
+
+    fn end(&self) {
+        self.state.lock().expect("hls state").ended = true;
+    }
+
+    fn init_count(&self) -> u32 {
+        self.state.lock().expect("hls state").inits.len() as u32
+    }
+}
+
+/// Cuts the bus into segments until the stream ends.
+pub async fn run(mut sub: Subscription, out: Arc<HlsOutput>) {
+    let mut seg = Segmenter::default();
+    while let Some(event) = sub.recv().await {
+        if let Some((init, segment)) = seg.push(&event, out.init_count()) {
+            out.push(init, segment);
+        }
+    }
+    if let Some((init, segment)) = seg.flush(out.init_count()) {
+        out.push(init, segment);
+    }
+    out.end();
+}
+
+#[derive(Default)]
+struct Segmenter {
+    video: Option<VideoParams>,
+    audio: Option<AudioParams>,
+    /// The params changed since the last init segment was written.
+    params_changed: bool,
+    init_version: Option<u32>,
+    video_frames: Vec<Frame>,
+    audio_frames: Vec<Frame>,
+    sequence: u64,
+}
+
+impl Segmenter {
+    fn push(&mut self, event: &Event, inits: u32) -> Option<(Option<Bytes>, Segment)> {
+        match event {
+            // Before the first init segment, parameters simply arrive; after it, a change needs
+            // a new init segment and so a cut.
+            Event::Video(p) => {
+                self.params_changed |=
+                    self.init_version.is_some() && self.video.as_ref() != Some(p);
+                self.video = Some(p.clone());
+                None
+            }
+            Event::Audio(p) => {
+                self.params_changed |=
+                    self.init_version.is_some() && self.audio.as_ref() != Some(p);
+                self.audio = Some(p.clone());
+                None
+            }
+            Event::Frame(f) => self.frame(f, inits),
+        }
+    }
+
+    fn frame(&mut self, f: &Frame, inits: u32) -> Option<(Option<Bytes>, Segment)> {
+        let has_video = self.video.is_some();
+        let mut out = None;
+        match f.track {
+            Track::Video if has_video => {
+                if self.video_frames.is_empty() && !f.keyframe {
+                    return None; // a segment starts with a keyframe
+                }
+                if f.keyframe {
+                    if let Some(first) = self.video_frames.first() {
+                        let elapsed = (f.dts - first.dts) as f64 / f64::from(VIDEO_TIMESCALE);
+                        if elapsed >= TARGET_SECONDS || self.params_changed {
+                            out = self.cut(f.dts, inits);
+                        }
+                    }
+                }
+                self.video_frames.push(f.clone());
+            }
+            Track::Audio if self.audio.is_some() => {
+                // With video, audio waits for the first keyframe so segments start together.
+                if has_video && self.video_frames.is_empty() {
+                    return None;
+                }
+                self.audio_frames.push(f.clone());
+                if !has_video {
+                    let rate = self.audio.as_ref().map_or(48000, |a| a.sample_rate) as f64;
+                    let first = self.audio_frames[0].dts;
+                    if (f.dts + 1024 - first) as f64 / rate >= TARGET_SECONDS {
+                        out = self.cut(f.dts + 1024, inits);
+                    }
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Ends the open segment at `end` (video timescale with video, else audio samples).
+    fn cut(&mut self, end: i64, inits: u32) -> Option<(Option<Bytes>, Segment)> {
+        let rate = self.audio.as_ref().map(|a| i64::from(a.sample_rate));
+        let (video, audio_end) = if self.video.is_some() {
+            let frames = std::mem::take(&mut self.video_frames);
+            (frames, rate.map(|r| end * r / i64::from(VIDEO_TIMESCALE)))
+        } else {
+            (Vec::new(), Some(end))
+        };
+        let split = match audio_end {
+            Some(e) => self.audio_frames.partition_point(|a| a.dts < e),
+            None => 0,
+        };
+        let audio: Vec<Frame> = self.audio_frames.drain(..split).collect();
+        if video.is_empty() && audio.is_empty() {
+            return None;
+        }
+        let mut new_init = None;
+        if self.params_changed || self.init_version.is_none() {
+            new_init = Some(fmp4::init_segment(self.video.as_ref(), self.audio.as_ref()));
+            self.init_version = Some(inits);
+            self.params_changed = false;
+        }
+        let duration = match (video.first(), audio.first(), rate) {
+            (Some(v), _, _) => (end - v.dts) as f64 / f64::from(VIDEO_TIMESCALE),
+            (None, Some(a), Some(r)) => (end - a.dts) as f64 / r as f64,
+            _ => 0.0,
+        };
+        let runs = [
+            TrackRun {
+                track_id: VIDEO_TRACK_ID,
+                base_dts: video.first().map_or(0, |f| f.dts),
+                last_duration: video.last().map_or(0, |f| (end - f.dts).max(1) as u32),
+                frames: &video,
+            },
+            TrackRun {
+                track_id: AUDIO_TRACK_ID,
+                base_dts: audio.first().map_or(0, |f| f.dts),
+                last_duration: 1024,
+                frames: &audio,
+            },
+        ];
+        self.sequence += 1;
+        let data = fmp4::fragment(self.sequence as u32, &runs);
+        Some((
+            new_init,
+            Segment {
+                sequence: self.sequence,
+                duration,
+                init: self.init_version.unwrap_or(0),
+                data,
+            },
+        ))
+    }
+
+    /// The last, partial segment when the stream ends.
+    fn flush(&mut self, inits: u32) -> Option<(Option<Bytes>, Segment)> {
+        let end = if self.video.is_some() {
+            let last = self.video_frames.last()?;
+            let prev = self
+                .video_frames
+                .iter()
+                .rev()
+                .nth(1)
+                .map_or(3000, |p| last.dts - p.dts);
+            last.dts + prev.max(1)
+        } else {
+            self.audio_frames.last()?.dts + 1024
+        };
+        self.cut(end, inits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn video_params() -> VideoParams {
+        VideoParams {
+            avcc: Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff, 0xe0, 0]),
+            sps: Bytes::new(),
+            profile_idc: 0x64,
+            constraints: 0,
+            level_idc: 0x1f,
+            width: 640,
+            height: 360,
+        }
+    }
+
+    #[test]
+    fn cuts_at_keyframes_after_a_second() {
+        let mut s = Segmenter::default();
+        let out = HlsOutput::default();
+        s.push(&Event::Video(video_params()), 0);
+        // 25 fps, keyframe every 12 frames (0.48 s): a cut needs three GOPs' worth.
+        for i in 0..100i64 {
+            let f = Frame {
+                track: Track::Video,
+                dts: i * 3600,
+                pts: i * 3600 + 7200,
+                keyframe: i % 12 == 0,
+                data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+            };
+            if let Some((init, seg)) = s.push(&Event::Frame(f), out.init_count()) {
+                out.push(init, seg);
+            }
+        }
+        let list = out.playlist().unwrap();
+        assert!(list.contains("#EXT-X-MAP:URI=\"init-0.mp4\""), "{list}");
+        assert!(list.contains("#EXTINF:1.440,\nseg-1.m4s"), "{list}");
+        assert!(!list.contains("ENDLIST"));
+        assert!(out.init(0).is_some() && out.segment(1).is_some());
+        out.end();
+        assert!(out.playlist().unwrap().ends_with("#EXT-X-ENDLIST\n"));
+    }
+}

@@ -1,0 +1,4 @@
+//! Ingest: protocols that turn a publisher into frames on a stream's bus.
+
+pub mod flv;
+pub mod rtmp;

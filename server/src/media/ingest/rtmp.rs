@@ -1,0 +1,201 @@
+//! RTMP ingest (scuffle-rtmp): `rtmp://HOST/live/STREAMNAME`, or `/rec/STREAMNAME` to force
+//! recording. Each connection is its own task; whatever a peer does ends only its own session.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use scuffle_rtmp::session::server::{
+    ServerSession, ServerSessionError, SessionData, SessionHandler,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_io_timeout::TimeoutStream;
+
+use super::flv::{DemuxError, FlvDemuxer};
+use crate::media::frame::Event;
+use crate::media::{Engine, LiveStream, Refusal};
+
+/// A publisher that sends nothing for this long is gone (scuffle-rtmp has no data timeout of
+/// its own; its handshake timeout is 2 s).
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
+    loop {
+        match listener.accept().await {
+            Ok((socket, peer)) => {
+                tokio::spawn(connection(socket, peer, engine.clone()));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "rtmp: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// What the handler leaves behind for the connection task, which outlives it.
+#[derive(Default)]
+struct Outcome {
+    live: Option<Arc<LiveStream>>,
+    refusal: Option<String>,
+}
+
+async fn connection(socket: TcpStream, peer: SocketAddr, engine: Arc<Engine>) {
+    let _ = socket.set_nodelay(true);
+    let mut io = TimeoutStream::new(socket);
+    io.set_read_timeout(Some(READ_TIMEOUT));
+    io.set_write_timeout(Some(WRITE_TIMEOUT));
+    let outcome = Arc::new(Mutex::new(Outcome::default()));
+    let handler = Handler {
+        engine: engine.clone(),
+        peer,
+        demux: FlvDemuxer::default(),
+        live: None,
+        outcome: outcome.clone(),
+    };
+    // Boxed and pinned, the timeout wrapper is `Unpin`, as scuffle-rtmp asks.
+    let result = ServerSession::new(Box::pin(io), handler).run().await;
+    let (live, refusal) = {
+        let mut o = outcome.lock().expect("rtmp outcome");
+        (o.live.take(), o.refusal.take())
+    };
+    let reason = match (&refusal, &result) {
+        (Some(r), _) => {
+            tracing::warn!(%peer, reason = %r, "rtmp: publisher refused");
+            "refused: ".to_string() + r
+        }
+        (None, Ok(_)) => "publisher disconnected".to_string(),
+        (None, Err(e)) => {
+            tracing::info!(%peer, error = %e, "rtmp: connection ended");
+            format!("connection error: {e}")
+        }
+    };
+    if let Some(live) = live {
+        engine.stop(&live, &reason).await;
+    }
+}
+
+struct Handler {
+    engine: Arc<Engine>,
+    peer: SocketAddr,
+    demux: FlvDemuxer,
+    live: Option<Arc<LiveStream>>,
+    outcome: Arc<Mutex<Outcome>>,
+}
+
+impl Handler {
+    /// Records why the peer is refused and gives scuffle-rtmp an error that closes it.
+    fn refuse(&self, reason: String) -> ServerSessionError {
+        self.outcome.lock().expect("rtmp outcome").refusal = Some(reason);
+        // scuffle-rtmp has no "refused" error; this one ends the session, and our log says why.
+        ServerSessionError::PublishBeforeConnect
+    }
+
+    async fn publish(&mut self, app: &str, stream_name: &str) -> Result<(), Refusal> {
+        let forced_recording = match app {
+            "live" => false,
+            "rec" => true,
+            other => return Err(Refusal::UnknownApp(other.to_string())),
+        };
+        // Encoders sometimes append a query (`name?token=…`): the name is what precedes it.
+        let name = stream_name.split('?').next().unwrap_or_default();
+        let target = self
+            .engine
+            .store
+            .ingest_target(name)
+            .await
+            .map_err(|e| Refusal::Store(e.message))?
+            .ok_or_else(|| Refusal::UnknownStream(name.to_string()))?;
+        let live = self
+            .engine
+            .start(&target, "rtmp", Some(app), forced_recording)
+            .await?;
+        tracing::info!(peer = %self.peer, app, stream = %target.stream_id, "rtmp: publishing");
+        self.outcome.lock().expect("rtmp outcome").live = Some(live.clone());
+        self.live = Some(live);
+        Ok(())
+    }
+
+    async fn media(
+        &mut self,
+        event: Result<Option<Event>, DemuxError>,
+    ) -> Result<(), ServerSessionError> {
+        let Some(live) = self.live.clone() else {
+            return Ok(()); // data before publish: nothing to feed
+        };
+        match event {
+            Ok(Some(event)) => {
+                match &event {
+                    Event::Video(p) => {
+                        let p = p.clone();
+                        self.engine
+                            .set_codecs(&live, |c| {
+                                c.video_codec = Some(p.codec());
+                                c.width = Some(i64::from(p.width));
+                                c.height = Some(i64::from(p.height));
+                            })
+                            .await
+                    }
+                    Event::Audio(p) => {
+                        let p = p.clone();
+                        self.engine
+                            .set_codecs(&live, |c| {
+                                c.audio_codec = Some(p.codec());
+                                c.audio_sample_rate = Some(i64::from(p.sample_rate));
+                            })
+                            .await
+                    }
+                    Event::Frame(_) => {}
+                }
+                live.publish(event);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(self.refuse(e.to_string())),
+        }
+    }
+}
+
+impl SessionHandler for Handler {
+    async fn on_publish(
+        &mut self,
+        _stream_id: u32,
+        app_name: &str,
+        stream_name: &str,
+    ) -> Result<(), ServerSessionError> {
+        if self.live.is_some() {
+            return Err(self.refuse("a second publish on one connection".into()));
+        }
+        self.publish(app_name, stream_name)
+            .await
+            .map_err(|r| self.refuse(r.to_string()))
+    }
+
+    async fn on_unpublish(&mut self, _stream_id: u32) -> Result<(), ServerSessionError> {
+        if let Some(live) = self.live.take() {
+            self.outcome.lock().expect("rtmp outcome").live = None;
+            self.engine.stop(&live, "publisher stopped").await;
+        }
+        Ok(())
+    }
+
+    async fn on_data(
+        &mut self,
+        _stream_id: u32,
+        data: SessionData,
+    ) -> Result<(), ServerSessionError> {
+        match data {
+            SessionData::Video { timestamp, data } => {
+                let event = self.demux.video(timestamp, data);
+                self.media(event).await
+            }
+            SessionData::Audio { timestamp, data } => {
+                let event = self.demux.audio(timestamp, data);
+                self.media(event).await
+            }
+            SessionData::Amf0 { .. } => Ok(()), // onMetaData: the codec headers say it better
+        }
+    }
+}

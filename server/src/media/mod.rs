@@ -1,0 +1,228 @@
+//! The media engine: ingest turns every live stream into one bus of timed frames; processes
+//! (live HLS now; thumbnails, motion clips, recording, replay later) consume it.
+
+pub mod bus;
+pub mod frame;
+pub mod hls;
+pub mod ingest;
+pub mod mux;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use domain::store::{IngestTarget, SessionCodecs, Store};
+use domain::Processing;
+
+use self::bus::Bus;
+use self::frame::{Event, Track};
+use self::hls::HlsOutput;
+
+/// Why an ingest was not taken; said in the log line that refuses the peer.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("unknown stream name {0:?}")]
+    UnknownStream(String),
+    #[error("stream {0} is already live: a second publisher is refused")]
+    AlreadyLive(String),
+    #[error("stream {0} is a transcoding profile; publish to its group's passthrough stream name")]
+    ProfileStream(String),
+    #[error("unknown RTMP application {0:?}: use /live or /rec")]
+    UnknownApp(String),
+    #[error("unsupported codec: {0}")]
+    Codec(String),
+    #[error("database: {0}")]
+    Store(String),
+}
+
+/// Running counters of a live stream, for `/metrics` and the dashboard.
+#[derive(Default)]
+pub struct StreamStats {
+    pub bytes: AtomicU64,
+    pub video_frames: AtomicU64,
+    pub audio_frames: AtomicU64,
+    pub keyframes: AtomicU64,
+    last_keyframe_dts: AtomicI64,
+    /// Milliseconds between the last two keyframes.
+    pub keyframe_interval_ms: AtomicI64,
+    pub started: std::sync::OnceLock<std::time::Instant>,
+}
+
+/// A stream that is ingesting now.
+pub struct LiveStream {
+    pub stream_id: String,
+    pub session_id: String,
+    pub settings: Processing,
+    pub bus: Bus,
+    pub stats: StreamStats,
+    codecs: Mutex<SessionCodecs>,
+}
+
+impl LiveStream {
+    /// Puts an event on the bus and counts it.
+    pub fn publish(&self, event: Event) {
+        if let Event::Frame(f) = &event {
+            let s = &self.stats;
+            s.bytes.fetch_add(f.data.len() as u64, Ordering::Relaxed);
+            match f.track {
+                Track::Video => {
+                    s.video_frames.fetch_add(1, Ordering::Relaxed);
+                    if f.keyframe {
+                        let prev = s.last_keyframe_dts.swap(f.dts, Ordering::Relaxed);
+                        if s.keyframes.fetch_add(1, Ordering::Relaxed) > 0 {
+                            s.keyframe_interval_ms
+                                .store((f.dts - prev) / 90, Ordering::Relaxed);
+                        }
+                    }
+                }
+                Track::Audio => {
+                    s.audio_frames.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        self.bus.publish(event);
+    }
+}
+
+/// The registry of live streams and their live HLS outputs.
+pub struct Engine {
+    pub store: Store,
+    live: Mutex<HashMap<String, Arc<LiveStream>>>,
+    hls: Mutex<HashMap<String, Arc<HlsOutput>>>,
+}
+
+impl Engine {
+    pub fn new(store: Store) -> Arc<Engine> {
+        Arc::new(Engine {
+            store,
+            live: Mutex::default(),
+            hls: Mutex::default(),
+        })
+    }
+
+    /// Starts a session on `target`, refusing a second publisher. Spawns the stream's consumers.
+    pub async fn start(
+        self: &Arc<Self>,
+        target: &IngestTarget,
+        source: &str,
+        app: Option<&str>,
+        forced_recording: bool,
+    ) -> Result<Arc<LiveStream>, Refusal> {
+        if target.profile != "passthrough" {
+            return Err(Refusal::ProfileStream(target.stream_id.clone()));
+        }
+        // Reserve the stream before the database round trip, so two racing publishers cannot
+        // both pass.
+        {
+            let mut live = self.live.lock().expect("live map");
+            if live.contains_key(&target.stream_id) {
+                return Err(Refusal::AlreadyLive(target.stream_id.clone()));
+            }
+            live.insert(
+                target.stream_id.clone(),
+                Arc::new(placeholder(&target.stream_id)),
+            );
+        }
+        let started = self
+            .store
+            .start_session(&target.stream_id, source, app, forced_recording)
+            .await;
+        let (session_id, settings) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                self.live
+                    .lock()
+                    .expect("live map")
+                    .remove(&target.stream_id);
+                return Err(Refusal::Store(e.message));
+            }
+        };
+        let stream = Arc::new(LiveStream {
+            stream_id: target.stream_id.clone(),
+            session_id,
+            settings,
+            bus: Bus::default(),
+            stats: StreamStats::default(),
+            codecs: Mutex::default(),
+        });
+        let _ = stream.stats.started.set(std::time::Instant::now());
+        let hls = Arc::new(HlsOutput::default());
+        tokio::spawn(hls::run(stream.bus.subscribe(), hls.clone()));
+        self.hls
+            .lock()
+            .expect("hls map")
+            .insert(target.stream_id.clone(), hls);
+        self.live
+            .lock()
+            .expect("live map")
+            .insert(target.stream_id.clone(), stream.clone());
+        tracing::info!(stream = %stream.stream_id, session = %stream.session_id, source, "session started");
+        Ok(stream)
+    }
+
+    /// Records what ingest learnt about the media (once per change).
+    pub async fn set_codecs(&self, stream: &LiveStream, update: impl FnOnce(&mut SessionCodecs)) {
+        let codecs = {
+            let mut c = stream.codecs.lock().expect("codecs");
+            update(&mut c);
+            c.clone()
+        };
+        if let Err(e) = self
+            .store
+            .set_session_codecs(&stream.session_id, &codecs)
+            .await
+        {
+            tracing::warn!(error = %e, "could not record session codecs");
+        }
+    }
+
+    /// Ends the session of `stream`; its consumers drain and finish.
+    pub async fn stop(&self, stream: &Arc<LiveStream>, reason: &str) {
+        let removed = {
+            let mut live = self.live.lock().expect("live map");
+            match live.get(&stream.stream_id) {
+                Some(s) if Arc::ptr_eq(s, stream) => live.remove(&stream.stream_id),
+                _ => None,
+            }
+        };
+        if removed.is_some() {
+            if let Err(e) = self.store.end_session(&stream.session_id, reason).await {
+                tracing::error!(error = %e, session = %stream.session_id, "could not end session");
+            }
+            tracing::info!(stream = %stream.stream_id, session = %stream.session_id, reason, "session ended");
+        }
+    }
+
+    /// Ends every live session (graceful shutdown).
+    pub async fn stop_all(&self, reason: &str) {
+        for stream in self.live() {
+            self.stop(&stream, reason).await;
+        }
+    }
+
+    pub fn hls(&self, stream_id: &str) -> Option<Arc<HlsOutput>> {
+        self.hls.lock().expect("hls map").get(stream_id).cloned()
+    }
+
+    pub fn live(&self) -> Vec<Arc<LiveStream>> {
+        self.live
+            .lock()
+            .expect("live map")
+            .values()
+            .filter(|s| !s.session_id.is_empty())
+            .cloned()
+            .collect()
+    }
+}
+
+/// Holds a stream's place in the live map while its session row is written.
+fn placeholder(stream_id: &str) -> LiveStream {
+    LiveStream {
+        stream_id: stream_id.to_string(),
+        session_id: String::new(),
+        settings: Processing::default(),
+        bus: Bus::default(),
+        stats: StreamStats::default(),
+        codecs: Mutex::default(),
+    }
+}

@@ -1,0 +1,354 @@
+//! A small fragmented-MP4 (CMAF) writer: one init segment (`ftyp` + `moov`) and media fragments
+//! (`moof` + `mdat`), for H.264 and AAC. Written by hand because it is little code and the crates
+//! for it are young; boxes follow ISO/IEC 14496-12 and 14496-15.
+
+use bytes::Bytes;
+
+use crate::media::frame::{AudioParams, Frame, VideoParams, VIDEO_TIMESCALE};
+
+pub const VIDEO_TRACK_ID: u32 = 1;
+pub const AUDIO_TRACK_ID: u32 = 2;
+
+/// Appends a box: size placeholder, type, body, then the size patched in.
+fn bx(out: &mut Vec<u8>, kind: &[u8; 4], body: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(kind);
+    body(out);
+    let size = (out.len() - start) as u32;
+    out[start..start + 4].copy_from_slice(&size.to_be_bytes());
+}
+
+/// A "full box": a box whose body starts with version and 24-bit flags.
+fn full(
+    out: &mut Vec<u8>,
+    kind: &[u8; 4],
+    version: u8,
+    flags: u32,
+    body: impl FnOnce(&mut Vec<u8>),
+) {
+    bx(out, kind, |o| {
+        o.push(version);
+        o.extend_from_slice(&flags.to_be_bytes()[1..]);
+        body(o);
+    });
+}
+
+fn u16b(o: &mut Vec<u8>, v: u16) {
+    o.extend_from_slice(&v.to_be_bytes());
+}
+fn u32b(o: &mut Vec<u8>, v: u32) {
+    o.extend_from_slice(&v.to_be_bytes());
+}
+fn u64b(o: &mut Vec<u8>, v: u64) {
+    o.extend_from_slice(&v.to_be_bytes());
+}
+
+const MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
+
+/// The init segment for the tracks present.
+pub fn init_segment(video: Option<&VideoParams>, audio: Option<&AudioParams>) -> Bytes {
+    let mut o = Vec::with_capacity(1024);
+    bx(&mut o, b"ftyp", |o| {
+        o.extend_from_slice(b"iso6");
+        u32b(o, 0);
+        for brand in [b"iso6", b"cmfc", b"isom", b"mp41"] {
+            o.extend_from_slice(brand);
+        }
+    });
+    bx(&mut o, b"moov", |o| {
+        full(o, b"mvhd", 0, 0, |o| {
+            u32b(o, 0); // creation
+            u32b(o, 0); // modification
+            u32b(o, 1000); // timescale
+            u32b(o, 0); // duration: unknown, fragments follow
+            u32b(o, 0x0001_0000); // rate 1.0
+            u16b(o, 0x0100); // volume 1.0
+            o.extend_from_slice(&[0; 10]);
+            MATRIX.iter().for_each(|m| u32b(o, *m));
+            o.extend_from_slice(&[0; 24]);
+            u32b(o, 3); // next track id
+        });
+        if let Some(v) = video {
+            video_trak(o, v);
+        }
+        if let Some(a) = audio {
+            audio_trak(o, a);
+        }
+        bx(o, b"mvex", |o| {
+            for (present, id) in [
+                (video.is_some(), VIDEO_TRACK_ID),
+                (audio.is_some(), AUDIO_TRACK_ID),
+            ] {
+                if present {
+                    full(o, b"trex", 0, 0, |o| {
+                        u32b(o, id);
+                        u32b(o, 1); // sample description index
+                        u32b(o, 0);
+                        u32b(o, 0);
+                        u32b(o, 0);
+                    });
+                }
+            }
+        });
+    });
+    Bytes::from(o)
+}
+
+fn tkhd(o: &mut Vec<u8>, id: u32, audio: bool, width: u32, height: u32) {
+    full(o, b"tkhd", 0, 0x3, |o| {
+        u32b(o, 0);
+        u32b(o, 0);
+        u32b(o, id);
+        u32b(o, 0);
+        u32b(o, 0); // duration
+        o.extend_from_slice(&[0; 8]);
+        u16b(o, 0); // layer
+        u16b(o, 0); // alternate group
+        u16b(o, if audio { 0x0100 } else { 0 });
+        u16b(o, 0);
+        MATRIX.iter().for_each(|m| u32b(o, *m));
+        u32b(o, width << 16);
+        u32b(o, height << 16);
+    });
+}
+
+fn mdhd_hdlr(o: &mut Vec<u8>, timescale: u32, handler: &[u8; 4], name: &str) {
+    full(o, b"mdhd", 0, 0, |o| {
+        u32b(o, 0);
+        u32b(o, 0);
+        u32b(o, timescale);
+        u32b(o, 0);
+        u16b(o, 0x55C4); // language "und"
+        u16b(o, 0);
+    });
+    full(o, b"hdlr", 0, 0, |o| {
+        u32b(o, 0);
+        o.extend_from_slice(handler);
+        o.extend_from_slice(&[0; 12]);
+        o.extend_from_slice(name.as_bytes());
+        o.push(0);
+    });
+}
+
+/// dinf + the empty sample tables a fragmented file carries; `stsd` comes from the caller.
+fn stbl(o: &mut Vec<u8>, stsd: impl FnOnce(&mut Vec<u8>)) {
+    bx(o, b"dinf", |o| {
+        full(o, b"dref", 0, 0, |o| {
+            u32b(o, 1);
+            full(o, b"url ", 0, 1, |_| {});
+        })
+    });
+    bx(o, b"stbl", |o| {
+        full(o, b"stsd", 0, 0, |o| {
+            u32b(o, 1);
+            stsd(o);
+        });
+        for kind in [b"stts", b"stsc", b"stco"] {
+            full(o, kind, 0, 0, |o| u32b(o, 0));
+        }
+        full(o, b"stsz", 0, 0, |o| {
+            u32b(o, 0);
+            u32b(o, 0);
+        });
+    });
+}
+
+fn video_trak(o: &mut Vec<u8>, v: &VideoParams) {
+    bx(o, b"trak", |o| {
+        tkhd(o, VIDEO_TRACK_ID, false, v.width, v.height);
+        bx(o, b"mdia", |o| {
+            mdhd_hdlr(o, VIDEO_TIMESCALE, b"vide", "liveproc video");
+            bx(o, b"minf", |o| {
+                full(o, b"vmhd", 0, 1, |o| o.extend_from_slice(&[0; 8]));
+                stbl(o, |o| {
+                    bx(o, b"avc1", |o| {
+                        o.extend_from_slice(&[0; 6]);
+                        u16b(o, 1); // data reference index
+                        o.extend_from_slice(&[0; 16]);
+                        u16b(o, v.width as u16);
+                        u16b(o, v.height as u16);
+                        u32b(o, 0x0048_0000); // 72 dpi
+                        u32b(o, 0x0048_0000);
+                        u32b(o, 0);
+                        u16b(o, 1); // frame count
+                        o.extend_from_slice(&[0; 32]); // compressor name
+                        u16b(o, 0x0018); // depth
+                        u16b(o, 0xFFFF);
+                        bx(o, b"avcC", |o| o.extend_from_slice(&v.avcc));
+                    });
+                });
+            });
+        });
+    });
+}
+
+fn audio_trak(o: &mut Vec<u8>, a: &AudioParams) {
+    bx(o, b"trak", |o| {
+        tkhd(o, AUDIO_TRACK_ID, true, 0, 0);
+        bx(o, b"mdia", |o| {
+            mdhd_hdlr(o, a.sample_rate, b"soun", "liveproc audio");
+            bx(o, b"minf", |o| {
+                full(o, b"smhd", 0, 0, |o| u32b(o, 0));
+                stbl(o, |o| {
+                    bx(o, b"mp4a", |o| {
+                        o.extend_from_slice(&[0; 6]);
+                        u16b(o, 1);
+                        o.extend_from_slice(&[0; 8]);
+                        u16b(o, u16::from(a.channels.max(1)));
+                        u16b(o, 16); // sample size
+                        u32b(o, 0);
+                        // 16.16 sample rate; rates above 65535 Hz do not fit and are signalled in esds.
+                        u32b(o, (a.sample_rate.min(65535)) << 16);
+                        full(o, b"esds", 0, 0, |o| esds(o, &a.asc));
+                    });
+                });
+            });
+        });
+    });
+}
+
+/// MPEG-4 ES descriptor carrying the AudioSpecificConfig (ISO 14496-1 §7.2.6.5).
+fn esds(o: &mut Vec<u8>, asc: &[u8]) {
+    let dec_specific = 2 + asc.len();
+    let dec_config = 2 + 13 + dec_specific;
+    let es = 2 + 3 + dec_config + 3;
+    o.extend_from_slice(&[0x03, es as u8 - 2, 0, AUDIO_TRACK_ID as u8, 0]);
+    o.extend_from_slice(&[0x04, dec_config as u8 - 2, 0x40, 0x15, 0, 0, 0]);
+    u32b(o, 0); // max bitrate
+    u32b(o, 0); // average bitrate
+    o.extend_from_slice(&[0x05, asc.len() as u8]);
+    o.extend_from_slice(asc);
+    o.extend_from_slice(&[0x06, 0x01, 0x02]);
+}
+
+/// The samples of one track within a fragment.
+pub struct TrackRun<'a> {
+    pub track_id: u32,
+    /// Decode time of the first sample, in the track's timescale.
+    pub base_dts: i64,
+    pub frames: &'a [Frame],
+    /// Duration of the last sample (the others follow from the next sample's dts).
+    pub last_duration: u32,
+}
+
+/// One `moof` + `mdat` with a run per track.
+pub fn fragment(sequence: u32, runs: &[TrackRun]) -> Bytes {
+    let mut o = Vec::new();
+    let mut offset_slots = Vec::new();
+    bx(&mut o, b"moof", |o| {
+        full(o, b"mfhd", 0, 0, |o| u32b(o, sequence));
+        for run in runs.iter().filter(|r| !r.frames.is_empty()) {
+            bx(o, b"traf", |o| {
+                // default-base-is-moof: data offsets count from the start of this moof.
+                full(o, b"tfhd", 0, 0x02_0000, |o| u32b(o, run.track_id));
+                full(o, b"tfdt", 1, 0, |o| u64b(o, run.base_dts.max(0) as u64));
+                // data-offset, duration, size, flags and (signed, version 1) composition offset.
+                full(o, b"trun", 1, 0x000F01, |o| {
+                    u32b(o, run.frames.len() as u32);
+                    offset_slots.push(o.len());
+                    u32b(o, 0);
+                    for (i, f) in run.frames.iter().enumerate() {
+                        let duration = match run.frames.get(i + 1) {
+                            Some(next) => (next.dts - f.dts).max(0) as u32,
+                            None => run.last_duration,
+                        };
+                        u32b(o, duration);
+                        u32b(o, f.data.len() as u32);
+                        // sample_depends_on = 2 (no other sample) for sync samples, else
+                        // 1 and is_non_sync_sample.
+                        u32b(o, if f.keyframe { 0x0200_0000 } else { 0x0101_0000 });
+                        u32b(o, (f.pts - f.dts) as i32 as u32);
+                    }
+                });
+            });
+        }
+    });
+    let moof_len = o.len();
+    let mut data_offset = moof_len + 8;
+    for (slot, run) in offset_slots
+        .iter()
+        .zip(runs.iter().filter(|r| !r.frames.is_empty()))
+    {
+        o[*slot..*slot + 4].copy_from_slice(&(data_offset as u32).to_be_bytes());
+        data_offset += run.frames.iter().map(|f| f.data.len()).sum::<usize>();
+    }
+    bx(&mut o, b"mdat", |o| {
+        for run in runs {
+            for f in run.frames {
+                o.extend_from_slice(&f.data);
+            }
+        }
+    });
+    Bytes::from(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::frame::Track;
+
+    fn boxes(data: &[u8]) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i + 8 <= data.len() {
+            let size = u32::from_be_bytes(data[i..i + 4].try_into().unwrap()) as usize;
+            out.push((String::from_utf8_lossy(&data[i + 4..i + 8]).into(), size));
+            assert!(size >= 8 && i + size <= data.len(), "box sizes nest");
+            i += size;
+        }
+        assert_eq!(i, data.len());
+        out
+    }
+
+    #[test]
+    fn fragment_offsets_point_into_mdat() {
+        let frames: Vec<Frame> = (0..3)
+            .map(|i| Frame {
+                track: Track::Video,
+                dts: i * 3000,
+                pts: i * 3000 + 6000,
+                keyframe: i == 0,
+                data: Bytes::from(vec![i as u8; 10 + i as usize]),
+            })
+            .collect();
+        let f = fragment(
+            7,
+            &[TrackRun {
+                track_id: 1,
+                base_dts: 0,
+                frames: &frames,
+                last_duration: 3000,
+            }],
+        );
+        let top = boxes(&f);
+        assert_eq!(top[0].0, "moof");
+        assert_eq!(top[1].0, "mdat");
+        let moof_len = top[0].1;
+        // trun's data offset is the first sample's position relative to moof.
+        let trun = f.windows(4).position(|w| w == b"trun").unwrap();
+        let offset = u32::from_be_bytes(f[trun + 12..trun + 16].try_into().unwrap()) as usize;
+        assert_eq!(offset, moof_len + 8);
+        assert_eq!(&f[offset..offset + 10], &[0u8; 10]);
+    }
+
+    #[test]
+    fn init_segment_nests() {
+        let v = VideoParams {
+            avcc: Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff, 0xe0, 0]),
+            sps: Bytes::new(),
+            profile_idc: 0x64,
+            constraints: 0,
+            level_idc: 0x1f,
+            width: 1280,
+            height: 720,
+        };
+        let a = AudioParams::from_asc(Bytes::from_static(&[0x11, 0x90])).unwrap();
+        let init = init_segment(Some(&v), Some(&a));
+        let top = boxes(&init);
+        assert_eq!(
+            top.iter().map(|b| b.0.as_str()).collect::<Vec<_>>(),
+            ["ftyp", "moov"]
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! Container writers.
+
+pub mod fmp4;

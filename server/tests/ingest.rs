@@ -1,0 +1,341 @@
+//! RTMP ingest with a real publisher (ffmpeg), sessions, and live HLS checked with ffprobe.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Running, OPERATOR_KEY as OP};
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+
+struct Publish {
+    size: &'static str,
+    seconds: u32,
+    audio: bool,
+}
+
+const SMALL: Publish = Publish {
+    size: "640x360",
+    seconds: 6,
+    audio: true,
+};
+
+/// ffmpeg as OBS would be: x264 High with B-frames, AAC, a keyframe every second.
+fn ffmpeg(rtmp: std::net::SocketAddr, app: &str, name: &str, p: &Publish) -> Child {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={}:rate=25", p.size),
+        ]);
+    if p.audio {
+        cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+    }
+    cmd.args(["-t", &p.seconds.to_string()])
+        // ultrafast turns B-frames off; veryfast keeps them (High profile) and still runs in
+        // real time at 360p. The 1080p case trades B-frames for speed on two cores.
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            if p.size == "640x360" {
+                "veryfast"
+            } else {
+                "ultrafast"
+            },
+        ])
+        .args(["-profile:v", "high"])
+        .args(["-pix_fmt", "yuv420p", "-bf", "2", "-g", "25"]);
+    if p.audio {
+        cmd.args(["-c:a", "aac", "-b:a", "64k"]);
+    } else {
+        cmd.arg("-an");
+    }
+    cmd.args(["-rw_timeout", "5000000", "-f", "flv"])
+        .arg(format!("rtmp://{rtmp}/{app}/{name}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd.spawn()
+        .expect("ffmpeg is installed (scripts/test.sh installs it)")
+}
+
+async fn wait_exit(mut child: Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("ffmpeg status") {
+            return status;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "ffmpeg did not finish in {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn create(r: &Running) -> (String, String) {
+    let a = r
+        .app
+        .post("/api/v1/stream", OP, json!({"name": "ingest"}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    (
+        a.body["id"].as_str().unwrap().to_string(),
+        a.body["streamname"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn stream(r: &Running, id: &str) -> Value {
+    r.app.get(&format!("/api/v1/stream/{id}"), OP).await.body
+}
+
+/// Polls until `check` holds on the stream object.
+async fn until(r: &Running, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let s = stream(r, id).await;
+        if check(&s) {
+            return s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "timed out waiting for {what}: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn get(r: &Running, path: &str) -> (u16, bytes::Bytes) {
+    let req = axum::http::Request::get(path)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let a = r.app.send(req).await;
+    (a.status.as_u16(), bytes::Bytes::from(a.text.into_bytes()))
+}
+
+/// Fetches the live playlist's init segment and newest media segment and asks ffprobe what it
+/// sees in them.
+async fn probe_live_hls(r: &Running, id: &str) -> Value {
+    let (status, playlist) = get(r, &format!("/hls/{id}/index.m3u8")).await;
+    assert_eq!(status, 200);
+    let playlist = String::from_utf8(playlist.to_vec()).unwrap();
+    assert!(playlist.starts_with("#EXTM3U"), "{playlist}");
+    let init = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .map(|l| l.trim_end_matches('"').to_string())
+        .expect("EXT-X-MAP");
+    let last = playlist
+        .lines()
+        .rfind(|l| l.ends_with(".m4s"))
+        .expect("a segment");
+    // Segment bodies are binary: fetch them raw.
+    let mut file = Vec::new();
+    for name in [init.as_str(), last] {
+        let req = axum::http::Request::get(format!("/hls/{id}/{name}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let res = tower::ServiceExt::oneshot(r.app.router.clone(), req)
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{name}");
+        file.extend_from_slice(
+            &axum::body::to_bytes(res.into_body(), 64 << 20)
+                .await
+                .unwrap(),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.mp4");
+    std::fs::write(&path, &file).unwrap();
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_streams",
+            "-of",
+            "json",
+        ])
+        .arg(&path)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn probe_stream<'a>(probe: &'a Value, kind: &str) -> Option<&'a Value> {
+    probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["codec_type"] == kind)
+}
+
+#[tokio::test]
+async fn publish_goes_live_with_session_and_hls_then_idle() {
+    let r = Running::start().await;
+    let (id, name) = create(&r).await;
+    assert_eq!(stream(&r, &id).await["state"], "idle");
+    let child = ffmpeg(r.rtmp, "live", &name, &SMALL);
+    let live = until(&r, &id, "live with codecs", |s| {
+        s["state"] == "live" && s["sessions"][0]["audioSampleRate"].is_number()
+    })
+    .await;
+    let session = &live["sessions"][0];
+    assert!(
+        session["videoCodec"]
+            .as_str()
+            .unwrap()
+            .starts_with("avc1.64"),
+        "{session}"
+    );
+    assert_eq!(session["width"], 640);
+    assert_eq!(session["height"], 360);
+    assert_eq!(session["audioCodec"], "mp4a.40.2");
+    assert_eq!(session["audioSampleRate"], 48000);
+    assert_eq!(session["source"], "rtmp");
+    assert_eq!(session["app"], "live");
+    assert_eq!(session["endedAt"], Value::Null);
+
+    // Wait for a few segments, then decode the newest one.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let probe = probe_live_hls(&r, &id).await;
+    let video = probe_stream(&probe, "video").expect("video in the live segment");
+    assert_eq!(video["codec_name"], "h264");
+    assert_eq!(video["width"], 640);
+    assert!(
+        video["nb_read_frames"]
+            .as_str()
+            .unwrap()
+            .parse::<u32>()
+            .unwrap()
+            >= 20,
+        "{video}"
+    );
+    let audio = probe_stream(&probe, "audio").expect("audio in the live segment");
+    assert_eq!(audio["codec_name"], "aac");
+    assert_eq!(audio["sample_rate"], "48000");
+
+    let status = wait_exit(child, Duration::from_secs(20)).await;
+    assert!(status.success(), "ffmpeg published cleanly");
+    let idle = until(&r, &id, "idle", |s| s["state"] == "idle").await;
+    assert!(idle["sessions"][0]["endedAt"].is_string());
+    let (_, playlist) = get(&r, &format!("/hls/{id}/index.m3u8")).await;
+    assert!(String::from_utf8_lossy(&playlist).ends_with("#EXT-X-ENDLIST\n"));
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn video_only_and_1080p() {
+    let r = Running::start().await;
+    let (id, name) = create(&r).await;
+    let p = Publish {
+        size: "1920x1080",
+        seconds: 5,
+        audio: false,
+    };
+    let child = ffmpeg(r.rtmp, "rec", &name, &p);
+    let live = until(&r, &id, "live 1080p", |s| {
+        s["sessions"][0]["width"].is_number()
+    })
+    .await;
+    assert_eq!(live["sessions"][0]["width"], 1920);
+    assert_eq!(live["sessions"][0]["height"], 1080);
+    assert_eq!(live["sessions"][0]["app"], "rec");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let probe = probe_live_hls(&r, &id).await;
+    assert_eq!(probe_stream(&probe, "video").unwrap()["height"], 1080);
+    assert!(probe_stream(&probe, "audio").is_none());
+    assert!(wait_exit(child, Duration::from_secs(30)).await.success());
+    assert_eq!(
+        stream(&r, &id).await["sessions"][0]["audioCodec"],
+        Value::Null
+    );
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_key_and_second_publisher_are_refused_first_continues() {
+    let r = Running::start().await;
+    let (id, name) = create(&r).await;
+    let unknown = ffmpeg(r.rtmp, "live", "no-such-stream", &SMALL);
+    assert!(!wait_exit(unknown, Duration::from_secs(15)).await.success());
+
+    let long = Publish {
+        seconds: 8,
+        ..SMALL
+    };
+    let first = ffmpeg(r.rtmp, "live", &name, &long);
+    until(&r, &id, "live", |s| s["state"] == "live").await;
+    let second = ffmpeg(r.rtmp, "live", &name, &SMALL);
+    assert!(
+        !wait_exit(second, Duration::from_secs(15)).await.success(),
+        "second publisher refused"
+    );
+    let s = stream(&r, &id).await;
+    assert_eq!(s["state"], "live", "the first publisher continues");
+    let session = s["sessions"][0]["id"].clone();
+    assert!(wait_exit(first, Duration::from_secs(30)).await.success());
+    let s = until(&r, &id, "idle", |s| s["state"] == "idle").await;
+    assert_eq!(
+        s["sessions"][0]["id"], session,
+        "one session: the refused peer made none"
+    );
+    assert_eq!(s["sessions"].as_array().unwrap().len(), 1);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn garbage_and_half_open_connections_harm_no_one() {
+    let r = Running::start().await;
+    let (id, name) = create(&r).await;
+    // A peer that connects and says nothing, and one that sends noise.
+    let idle_peer = tokio::net::TcpStream::connect(r.rtmp).await.unwrap();
+    let mut noisy = tokio::net::TcpStream::connect(r.rtmp).await.unwrap();
+    let noise: Vec<u8> = (0..64 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    let _ = noisy.write_all(&noise).await;
+    // A handshake that stops half way.
+    let mut half = tokio::net::TcpStream::connect(r.rtmp).await.unwrap();
+    half.write_all(&[3u8; 700]).await.unwrap();
+
+    let child = ffmpeg(r.rtmp, "live", &name, &SMALL);
+    until(&r, &id, "live despite bad peers", |s| s["state"] == "live").await;
+    let (health, _) = get(&r, "/healthz").await;
+    assert_eq!(health, 200);
+    assert!(wait_exit(child, Duration::from_secs(20)).await.success());
+    drop((idle_peer, noisy, half));
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_ends_live_sessions() {
+    let r = Running::start().await;
+    let (id, name) = create(&r).await;
+    let long = Publish {
+        seconds: 20,
+        ..SMALL
+    };
+    let mut child = ffmpeg(r.rtmp, "live", &name, &long);
+    until(&r, &id, "live", |s| s["state"] == "live").await;
+    let app = r.stop().await;
+    let _ = child.kill();
+    let _ = child.wait();
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&app.db_url).await.unwrap();
+    let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(open, 0, "graceful shutdown closes sessions");
+}
