@@ -43,10 +43,15 @@ tools_build() {
   cargo_tool cargo-leptos "$CARGO_LEPTOS_VERSION" cargo-leptos
   cargo_tool wasm-bindgen-cli "$WASM_BINDGEN_VERSION" wasm-bindgen
   # wasm-opt from npm's binaryen: Debian's (version 108) silently breaks hydration.
-  if [ ! -x "$ROOT/end2end/node_modules/.bin/wasm-opt" ] || [ ! -d "$ROOT/end2end/node_modules/@playwright/test" ]; then
+  if [ ! -x "$ROOT/end2end/node_modules/.bin/wasm-opt" ] || [ ! -d "$ROOT/end2end/node_modules/@playwright/test" ] \
+     || [ ! -f "$ROOT/end2end/node_modules/hls.js/dist/hls.min.js" ]; then
     log "npm ci (end2end)"
     (cd "$ROOT/end2end" && npm ci --no-audit --no-fund)
   fi
+  # The player's hls.js, served from public/ (no CDN).
+  mkdir -p "$ROOT/public/vendor"
+  cmp -s "$ROOT/end2end/node_modules/hls.js/dist/hls.min.js" "$ROOT/public/vendor/hls.min.js" \
+    || cp "$ROOT/end2end/node_modules/hls.js/dist/hls.min.js" "$ROOT/public/vendor/hls.min.js"
 }
 
 tools_test() {

@@ -182,10 +182,17 @@ fn with_create_mode(url: &str) -> String {
     }
 }
 
+/// Live figures come from the media engine, which the store only reads (weakly: the engine
+/// holds the store).
+pub trait LiveSource: Send + Sync {
+    fn stats(&self, stream_id: &str) -> Option<LiveStats>;
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     postgres: bool,
+    live: std::sync::Arc<std::sync::OnceLock<std::sync::Weak<dyn LiveSource>>>,
 }
 
 impl Store {
@@ -215,7 +222,20 @@ impl Store {
                 .await?;
         }
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool, postgres })
+        Ok(Store {
+            pool,
+            postgres,
+            live: Default::default(),
+        })
+    }
+
+    /// Lets stream objects carry live figures from `source`.
+    pub fn set_live_source(&self, source: std::sync::Weak<dyn LiveSource>) {
+        let _ = self.live.set(source);
+    }
+
+    fn live_stats(&self, stream_id: &str) -> Option<LiveStats> {
+        self.live.get()?.upgrade()?.stats(stream_id)
     }
 
     pub fn backend(&self) -> &'static str {
@@ -933,6 +953,7 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let counts = self.asset_counts(&row.id).await?;
         let sessions = self.sessions(&row.id, asset_limit.clamp(1, 10)).await?;
+        let live_stats = if live { self.live_stats(&row.id) } else { None };
         let playout = self.playout(&row, &settings, asset_limit, urls).await?;
         Ok(StreamView {
             ingest: Ingest {
@@ -954,6 +975,7 @@ impl Store {
             playout,
             asset_counts: counts,
             sessions,
+            live: live_stats,
         })
     }
 

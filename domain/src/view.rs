@@ -27,6 +27,26 @@ pub struct StreamView {
     pub asset_counts: AssetCounts,
     /// The latest ingest sessions, newest first (the open one while live).
     pub sessions: Vec<SessionView>,
+    /// Ingest figures while live (null when idle).
+    pub live: Option<LiveStats>,
+}
+
+/// What ingest measures on a live stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct LiveStats {
+    pub session_id: String,
+    pub uptime_seconds: f64,
+    /// Over the last few seconds.
+    pub bitrate_kbps: f64,
+    pub fps: f64,
+    /// Between the last two keyframes.
+    pub keyframe_interval_ms: Option<i64>,
+    /// Events consumers lost because they fell behind (ingest never waits for them).
+    pub dropped_frames: u64,
+    /// Events waiting on the stream's bus for its slowest consumer.
+    pub bus_lag: u64,
 }
 
 /// One ingest from start to stop, with what ingest learnt about its media.

@@ -4,6 +4,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use domain::store::Counts;
+use domain::view::LiveStats;
 
 #[derive(Default)]
 pub struct Metrics {
@@ -22,8 +23,8 @@ impl Metrics {
         self.auth_failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Prometheus text exposition format 0.0.4.
-    pub fn render(&self, counts: &Counts) -> String {
+    /// Prometheus text exposition format 0.0.4; `live` holds each live stream's id and figures.
+    pub fn render(&self, counts: &Counts, live: &[(String, LiveStats)]) -> String {
         let mut out = String::new();
         let gauges = [
             (
@@ -67,6 +68,45 @@ impl Metrics {
             "# HELP liveproc_auth_failures_total Requests with an unknown API key.\n# TYPE liveproc_auth_failures_total counter\nliveproc_auth_failures_total {}",
             self.auth_failures.load(Ordering::Relaxed)
         );
+        type Figure = fn(&LiveStats) -> f64;
+        let per_stream: [(&str, &str, &str, Figure); 5] = [
+            (
+                "liveproc_stream_bitrate_kbps",
+                "gauge",
+                "Ingest bitrate of a live stream.",
+                |s| s.bitrate_kbps,
+            ),
+            (
+                "liveproc_stream_fps",
+                "gauge",
+                "Ingest video frame rate of a live stream.",
+                |s| s.fps,
+            ),
+            (
+                "liveproc_stream_keyframe_interval_ms",
+                "gauge",
+                "Time between the last two keyframes.",
+                |s| s.keyframe_interval_ms.unwrap_or(0) as f64,
+            ),
+            (
+                "liveproc_stream_dropped_frames_total",
+                "counter",
+                "Bus events lost by slow consumers.",
+                |s| s.dropped_frames as f64,
+            ),
+            (
+                "liveproc_stream_bus_lag",
+                "gauge",
+                "Events waiting on a stream's bus.",
+                |s| s.bus_lag as f64,
+            ),
+        ];
+        for (name, kind, help, figure) in per_stream {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (id, stats) in live {
+                let _ = writeln!(out, "{name}{{stream=\"{id}\"}} {}", figure(stats));
+            }
+        }
         out
     }
 }

@@ -208,6 +208,21 @@ async fn publish_goes_live_with_session_and_hls_then_idle() {
 
     // Wait for a few segments, then decode the newest one.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let figures = &stream(&r, &id).await["live"];
+    assert_eq!(figures["sessionId"], session["id"]);
+    let fps = figures["fps"].as_f64().unwrap();
+    assert!((15.0..=35.0).contains(&fps), "25 fps published: {figures}");
+    assert!(figures["bitrateKbps"].as_f64().unwrap() > 50.0, "{figures}");
+    let gop = figures["keyframeIntervalMs"].as_i64().unwrap();
+    assert!((800..=1200).contains(&gop), "-g 25 at 25 fps: {figures}");
+    assert_eq!(figures["droppedFrames"], 0);
+    let (_, metrics) = get(&r, "/metrics").await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains(&format!("liveproc_stream_fps{{stream=\"{id}\"}}")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("liveproc_live_sessions 1"), "{metrics}");
     let probe = probe_live_hls(&r, &id).await;
     let video = probe_stream(&probe, "video").expect("video in the live segment");
     assert_eq!(video["codec_name"], "h264");
@@ -229,6 +244,7 @@ async fn publish_goes_live_with_session_and_hls_then_idle() {
     assert!(status.success(), "ffmpeg published cleanly");
     let idle = until(&r, &id, "idle", |s| s["state"] == "idle").await;
     assert!(idle["sessions"][0]["endedAt"].is_string());
+    assert_eq!(idle["live"], Value::Null);
     let (_, playlist) = get(&r, &format!("/hls/{id}/index.m3u8")).await;
     assert!(String::from_utf8_lossy(&playlist).ends_with("#EXT-X-ENDLIST\n"));
     r.stop().await;

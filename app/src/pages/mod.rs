@@ -3,6 +3,7 @@
 pub mod login;
 pub mod new_stream;
 pub mod organisation;
+pub mod playout;
 pub mod stream;
 pub mod streams;
 

@@ -84,6 +84,34 @@ fn Overview(
             </dl>
         </section>
 
+        <section class="card live" aria-labelledby="live-title">
+            <div class="section-head">
+                <h2 id="live-title">"Live"</h2>
+                <a class="button secondary" href=format!("/playout/{}", head.id)>"Open player"</a>
+            </div>
+            {match head.live.clone() {
+                Some(l) => view! {
+                    <dl class="kv stats" data-testid="live-stats">
+                        <dt>"Bitrate"</dt><dd>{format!("{:.0} kbit/s", l.bitrate_kbps)}</dd>
+                        <dt>"Frame rate"</dt><dd>{format!("{:.1} fps", l.fps)}</dd>
+                        <dt>"Keyframe interval"</dt><dd>{l.keyframe_interval_ms.map(|k| format!("{:.2} s", k as f64 / 1000.0)).unwrap_or_else(|| "—".into())}</dd>
+                        <dt>"Dropped frames"</dt><dd>{l.dropped_frames}</dd>
+                        <dt>"Bus lag"</dt><dd>{l.bus_lag}</dd>
+                        <dt>"Live for"</dt><dd>{format!("{:.0} s", l.uptime_seconds)}</dd>
+                    </dl>
+                }.into_any(),
+                None => view! { <p class="muted">"Idle: no ingest right now. Push to the RTMP URL above to go live."</p> }.into_any(),
+            }}
+            {head.sessions.first().cloned().map(|s| view! {
+                <p class="muted">"Last session: "{s.started_at.clone()}
+                    {s.video_codec.map(|v| format!(" · {v}")).unwrap_or_default()}
+                    {s.width.map(|w| format!(" {w}×{}", s.height.unwrap_or_default())).unwrap_or_default()}
+                    {s.audio_codec.map(|a| format!(" · {a}")).unwrap_or_default()}
+                    {s.ended_at.map(|e| format!(" · ended {e}")).unwrap_or_default()}
+                </p>
+            })}
+        </section>
+
         <section class="card live-processing" aria-labelledby="lp-title">
             <div class="section-head">
                 <h2 id="lp-title">"Live Processing"</h2>

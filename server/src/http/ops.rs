@@ -23,9 +23,16 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, Error> {
+    use domain::store::LiveSource;
     let counts = s.services.store.counts().await?;
+    let live: Vec<_> = s
+        .engine
+        .live()
+        .iter()
+        .filter_map(|l| Some((l.stream_id.clone(), s.engine.stats(&l.stream_id)?)))
+        .collect();
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(&counts),
+        s.metrics.render(&counts, &live),
     ))
 }

@@ -19,6 +19,9 @@ const WINDOW: usize = 10;
 struct Segment {
     sequence: u64,
     duration: f64,
+    /// Wall-clock time its first frame reached the server (EXT-X-PROGRAM-DATE-TIME), so players
+    /// can tell how far behind real time they play.
+    wall_ms: i64,
     init: u32,
     data: Bytes,
 }
@@ -65,8 +68,10 @@ impl HlsOutput {
             }
             let _ = write!(
                 out,
-                "#EXTINF:{:.3},\nseg-{}.m4s\n",
-                seg.duration, seg.sequence
+                "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},\nseg-{}.m4s\n",
+                domain::store::rfc3339(seg.wall_ms),
+                seg.duration,
+                seg.sequence
             );
         }
         if s.ended {
@@ -139,6 +144,8 @@ struct Segmenter {
     init_version: Option<u32>,
     video_frames: Vec<Frame>,
     audio_frames: Vec<Frame>,
+    /// Arrival time of the open segment's first frame.
+    open_wall_ms: Option<i64>,
     sequence: u64,
 }
 
@@ -164,6 +171,16 @@ impl Segmenter {
     }
 
     fn frame(&mut self, f: &Frame, inits: u32) -> Option<(Option<Bytes>, Segment)> {
+        let out = self.frame_inner(f, inits);
+        if self.open_wall_ms.is_none()
+            && !(self.video_frames.is_empty() && self.audio_frames.is_empty())
+        {
+            self.open_wall_ms = Some(domain::store::now_ms());
+        }
+        out
+    }
+
+    fn frame_inner(&mut self, f: &Frame, inits: u32) -> Option<(Option<Bytes>, Segment)> {
         let has_video = self.video.is_some();
         let mut out = None;
         match f.track {
@@ -244,11 +261,16 @@ impl Segmenter {
         ];
         self.sequence += 1;
         let data = fmp4::fragment(self.sequence as u32, &runs);
+        let wall_ms = self
+            .open_wall_ms
+            .take()
+            .unwrap_or_else(domain::store::now_ms);
         Some((
             new_init,
             Segment {
                 sequence: self.sequence,
                 duration,
+                wall_ms,
                 init: self.init_version.unwrap_or(0),
                 data,
             },
@@ -310,6 +332,7 @@ mod tests {
         let list = out.playlist().unwrap();
         assert!(list.contains("#EXT-X-MAP:URI=\"init-0.mp4\""), "{list}");
         assert!(list.contains("#EXTINF:1.440,\nseg-1.m4s"), "{list}");
+        assert!(list.contains("#EXT-X-PROGRAM-DATE-TIME:20"), "{list}");
         assert!(!list.contains("ENDLIST"));
         assert!(out.init(0).is_some() && out.segment(1).is_some());
         out.end();

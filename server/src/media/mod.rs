@@ -38,6 +38,8 @@ pub enum Refusal {
 /// Running counters of a live stream, for `/metrics` and the dashboard.
 #[derive(Default)]
 pub struct StreamStats {
+    /// The last rate measurement: (when, bytes, video frames, kbps, fps).
+    window: Mutex<Option<(std::time::Instant, u64, u64, f64, f64)>>,
     pub bytes: AtomicU64,
     pub video_frames: AtomicU64,
     pub audio_frames: AtomicU64,
@@ -46,6 +48,28 @@ pub struct StreamStats {
     /// Milliseconds between the last two keyframes.
     pub keyframe_interval_ms: AtomicI64,
     pub started: std::sync::OnceLock<std::time::Instant>,
+}
+
+impl StreamStats {
+    /// Rates over the time since the previous call (at least a second apart), else the last
+    /// rates; the first call measures from the session's start.
+    fn rates(&self) -> (f64, f64) {
+        let now = std::time::Instant::now();
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        let frames = self.video_frames.load(Ordering::Relaxed);
+        let mut w = self.window.lock().expect("stats window");
+        let (since, b0, f0, kbps, fps) =
+            w.unwrap_or((*self.started.get_or_init(|| now), 0, 0, 0.0, 0.0));
+        let secs = now.duration_since(since).as_secs_f64();
+        if secs < 1.0 && w.is_some() {
+            return (kbps, fps);
+        }
+        let secs = secs.max(0.001);
+        let kbps = (bytes - b0) as f64 * 8.0 / 1000.0 / secs;
+        let fps = (frames - f0) as f64 / secs;
+        *w = Some((now, bytes, frames, kbps, fps));
+        (kbps, fps)
+    }
 }
 
 /// A stream that is ingesting now.
@@ -93,11 +117,14 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(store: Store) -> Arc<Engine> {
-        Arc::new(Engine {
+        let engine = Arc::new(Engine {
             store,
             live: Mutex::default(),
             hls: Mutex::default(),
-        })
+        });
+        let weak: std::sync::Weak<dyn domain::store::LiveSource> = Arc::downgrade(&engine) as _;
+        engine.store.set_live_source(weak);
+        engine
     }
 
     /// Starts a session on `target`, refusing a second publisher. Spawns the stream's consumers.
@@ -212,6 +239,35 @@ impl Engine {
             .filter(|s| !s.session_id.is_empty())
             .cloned()
             .collect()
+    }
+}
+
+impl domain::store::LiveSource for Engine {
+    fn stats(&self, stream_id: &str) -> Option<domain::view::LiveStats> {
+        let s = self
+            .live
+            .lock()
+            .expect("live map")
+            .get(stream_id)
+            .cloned()?;
+        if s.session_id.is_empty() {
+            return None;
+        }
+        let (bitrate_kbps, fps) = s.stats.rates();
+        let interval = s.stats.keyframe_interval_ms.load(Ordering::Relaxed);
+        Some(domain::view::LiveStats {
+            session_id: s.session_id.clone(),
+            uptime_seconds: s
+                .stats
+                .started
+                .get()
+                .map_or(0.0, |t| t.elapsed().as_secs_f64()),
+            bitrate_kbps: (bitrate_kbps * 10.0).round() / 10.0,
+            fps: (fps * 10.0).round() / 10.0,
+            keyframe_interval_ms: (interval > 0).then_some(interval),
+            dropped_frames: s.bus.dropped(),
+            bus_lag: s.bus.lag() as u64,
+        })
     }
 }
 

@@ -1,0 +1,45 @@
+// liveproc player glue: plays <video data-hls-src="…m3u8"> with hls.js (or natively where the
+// browser plays HLS itself), and re-attaches whenever the page changes that attribute.
+(function () {
+  'use strict';
+  var players = new WeakMap();
+
+  function attach(video) {
+    var old = players.get(video);
+    if (old) { old.destroy(); players.delete(video); }
+    var src = video.getAttribute('data-hls-src');
+    if (!src) { video.removeAttribute('src'); return; }
+    if (window.Hls && window.Hls.isSupported()) {
+      // Two segments behind the live edge keeps latency low with one-second segments.
+      var hls = new window.Hls({ liveSyncDurationCount: 2, liveMaxLatencyDurationCount: 5, backBufferLength: 30 });
+      hls.loadSource(src);
+      hls.attachMedia(video);
+      hls.on(window.Hls.Events.MANIFEST_PARSED, function () { video.play().catch(function () {}); });
+      hls.on(window.Hls.Events.ERROR, function (_, data) {
+        if (data.fatal && video.getAttribute('data-hls-src') === src) {
+          setTimeout(function () { if (players.get(video) === hls) attach(video); }, 2000);
+        }
+      });
+      players.set(video, hls);
+      window.liveprocPlayer = hls;
+    } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+      video.src = src;
+      video.play().catch(function () {});
+    }
+  }
+
+  function scan() {
+    document.querySelectorAll('video[data-hls-src]').forEach(function (v) {
+      var src = v.getAttribute('data-hls-src');
+      if (v.getAttribute('data-attached') !== src) {
+        v.setAttribute('data-attached', src);
+        attach(v);
+      }
+    });
+  }
+
+  new MutationObserver(scan).observe(document.documentElement, {
+    subtree: true, childList: true, attributes: true, attributeFilter: ['data-hls-src'],
+  });
+  scan();
+})();
