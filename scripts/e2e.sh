@@ -8,7 +8,9 @@ data=$(mktemp -d)
 port=${E2E_PORT:-3939}
 export E2E_BASE_URL="http://127.0.0.1:$port"
 export E2E_API_KEY="e2e-operator-key-$(date +%s)"
-target/release/liveproc --http "127.0.0.1:$port" --rtmp 127.0.0.1:0 --data "$data" \
+rtmp_port=${E2E_RTMP_PORT:-19350}
+export E2E_RTMP="rtmp://127.0.0.1:$rtmp_port"
+target/release/liveproc --http "127.0.0.1:$port" --rtmp "127.0.0.1:$rtmp_port" --data "$data" \
   --admin-key "$E2E_API_KEY" > "$data/server.log" 2>&1 &
 server=$!
 cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$data"; }
