@@ -38,8 +38,7 @@ pub enum Refusal {
 /// Running counters of a live stream, for `/metrics` and the dashboard.
 #[derive(Default)]
 pub struct StreamStats {
-    /// The last rate measurement: (when, bytes, video frames, kbps, fps).
-    window: Mutex<Option<(std::time::Instant, u64, u64, f64, f64)>>,
+    window: Mutex<Option<RateWindow>>,
     pub bytes: AtomicU64,
     pub video_frames: AtomicU64,
     pub audio_frames: AtomicU64,
@@ -50,6 +49,16 @@ pub struct StreamStats {
     pub started: std::sync::OnceLock<std::time::Instant>,
 }
 
+/// The last rate measurement.
+#[derive(Clone, Copy)]
+struct RateWindow {
+    at: std::time::Instant,
+    bytes: u64,
+    frames: u64,
+    kbps: f64,
+    fps: f64,
+}
+
 impl StreamStats {
     /// Rates over the time since the previous call (at least a second apart), else the last
     /// rates; the first call measures from the session's start.
@@ -58,17 +67,27 @@ impl StreamStats {
         let bytes = self.bytes.load(Ordering::Relaxed);
         let frames = self.video_frames.load(Ordering::Relaxed);
         let mut w = self.window.lock().expect("stats window");
-        let (since, b0, f0, kbps, fps) =
-            w.unwrap_or((*self.started.get_or_init(|| now), 0, 0, 0.0, 0.0));
-        let secs = now.duration_since(since).as_secs_f64();
+        let last = w.unwrap_or(RateWindow {
+            at: *self.started.get_or_init(|| now),
+            bytes: 0,
+            frames: 0,
+            kbps: 0.0,
+            fps: 0.0,
+        });
+        let secs = now.duration_since(last.at).as_secs_f64();
         if secs < 1.0 && w.is_some() {
-            return (kbps, fps);
+            return (last.kbps, last.fps);
         }
         let secs = secs.max(0.001);
-        let kbps = (bytes - b0) as f64 * 8.0 / 1000.0 / secs;
-        let fps = (frames - f0) as f64 / secs;
-        *w = Some((now, bytes, frames, kbps, fps));
-        (kbps, fps)
+        let next = RateWindow {
+            at: now,
+            bytes,
+            frames,
+            kbps: (bytes - last.bytes) as f64 * 8.0 / 1000.0 / secs,
+            fps: (frames - last.frames) as f64 / secs,
+        };
+        *w = Some(next);
+        (next.kbps, next.fps)
     }
 }
 
