@@ -186,6 +186,7 @@ fn with_create_mode(url: &str) -> String {
 /// holds the store).
 pub trait LiveSource: Send + Sync {
     fn stats(&self, stream_id: &str) -> Option<LiveStats>;
+    fn source_state(&self, stream_id: &str) -> Option<SourceState>;
 }
 
 #[derive(Clone)]
@@ -236,6 +237,10 @@ impl Store {
 
     fn live_stats(&self, stream_id: &str) -> Option<LiveStats> {
         self.live.get()?.upgrade()?.stats(stream_id)
+    }
+
+    fn source_state(&self, stream_id: &str) -> Option<SourceState> {
+        self.live.get()?.upgrade()?.source_state(stream_id)
     }
 
     pub fn backend(&self) -> &'static str {
@@ -766,6 +771,33 @@ impl Store {
         .await?)
     }
 
+    /// The same, by stream id (RTSP workers know their stream, not a name).
+    pub async fn ingest_target_by_id(
+        &self,
+        stream_id: &str,
+    ) -> Result<Option<IngestTarget>, ApiError> {
+        Ok(sqlx::query_as::<_, IngestTarget>(
+            "SELECT s.id AS stream_id, s.organisation_id, s.profile, g.source FROM streams s \
+             JOIN stream_groups g ON g.id = s.group_id WHERE s.id = $1",
+        )
+        .bind(stream_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Every stream to pull: (passthrough stream id, rtsp URL).
+    pub async fn rtsp_sources(&self) -> Result<Vec<(String, String)>, ApiError> {
+        let rows = sqlx::query(
+            "SELECT s.id, g.source FROM streams s JOIN stream_groups g ON g.id = s.group_id \
+             WHERE g.source IS NOT NULL AND s.profile = 'passthrough'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("source")?)))
+            .collect()
+    }
+
     /// Opens a session: copies the saved settings, which the session keeps until it ends.
     pub async fn start_session(
         &self,
@@ -962,6 +994,7 @@ impl Store {
                     streamname: row.streamname.clone(),
                 },
                 source: row.source.clone(),
+                source_state: row.source.as_ref().and_then(|_| self.source_state(&row.id)),
             },
             id: row.id,
             streamgroup: row.group_id,

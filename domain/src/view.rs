@@ -82,6 +82,21 @@ pub struct Ingest {
     pub rtmp: RtmpIngest,
     /// The rtsp:// URL pulled for this stream, or null for RTMP push.
     pub source: Option<String>,
+    /// The pull worker's state, for streams with a source.
+    #[serde(rename = "sourceState")]
+    pub source_state: Option<SourceState>,
+}
+
+/// An RTSP pull worker's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SourceState {
+    /// "connecting", "live" or "retrying".
+    pub state: String,
+    pub last_error: Option<String>,
+    /// Connection attempts so far.
+    pub attempts: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -124,10 +124,12 @@ impl Server {
             self.rtmp_listener,
             engine.clone(),
         ));
+        let rtsp = tokio::spawn(engine.rtsp.clone().run(engine.clone()));
         axum::serve(self.http_listener, http::router(self.state))
             .with_graceful_shutdown(shutdown)
             .await?;
         rtmp.abort();
+        rtsp.abort();
         engine.stop_all("server stopped").await;
         store.close().await;
         tracing::info!("liveproc stopped");

@@ -78,7 +78,18 @@ fn Overview(
                 <dt>"Stream name"</dt>
                 <dd><code data-testid="ingest-streamname">{head.ingest.rtmp.streamname.clone()}</code>
                     <CopyButton text=head.ingest.rtmp.streamname.clone() label="Copy stream name"/></dd>
-                {head.ingest.source.clone().map(|s| view! { <dt>"RTSP source"</dt><dd><code>{s}</code></dd> })}
+                {head.ingest.source.clone().map(|s| {
+                    let state = head.ingest.source_state.clone();
+                    view! {
+                        <dt>"RTSP source"</dt>
+                        <dd><code>{s}</code>" "
+                            {state.map(|st| view! {
+                                <span class=format!("badge {}", st.state) data-testid="source-state">{st.state.clone()}</span>
+                                {st.last_error.map(|e| view! { <span class="muted">" "{e}</span> })}
+                            })}
+                        </dd>
+                    }
+                })}
                 <dt>"Stream group"</dt>
                 <dd><code>{head.streamgroup.clone()}</code></dd>
             </dl>

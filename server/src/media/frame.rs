@@ -40,6 +40,34 @@ pub struct VideoParams {
 }
 
 impl VideoParams {
+    /// From an AVCDecoderConfigurationRecord (ISO 14496-15 §5.3.3.1), reading the dimensions from
+    /// its first SPS. The error names what was malformed.
+    pub fn from_avcc(avcc: Bytes) -> Result<VideoParams, &'static str> {
+        use scuffle_h264::{AVCDecoderConfigurationRecord, Sps};
+        let record = AVCDecoderConfigurationRecord::parse(&mut std::io::Cursor::new(avcc.clone()))
+            .map_err(|_| "AVCDecoderConfigurationRecord")?;
+        let sps = record
+            .sps
+            .first()
+            .cloned()
+            .ok_or("AVCDecoderConfigurationRecord without SPS")?;
+        let parsed = Sps::parse_with_emulation_prevention(std::io::Cursor::new(&sps[..]))
+            .map_err(|_| "H.264 SPS")?;
+        let (width, height) = (parsed.width(), parsed.height());
+        if width == 0 || height == 0 || width > 8192 || height > 8192 {
+            return Err("H.264 SPS dimensions");
+        }
+        Ok(VideoParams {
+            avcc,
+            sps,
+            profile_idc: record.profile_indication,
+            constraints: record.profile_compatibility,
+            level_idc: record.level_indication,
+            width: width as u32,
+            height: height as u32,
+        })
+    }
+
     /// RFC 6381 codec string, e.g. `avc1.64001f`.
     pub fn codec(&self) -> String {
         format!(

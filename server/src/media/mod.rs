@@ -130,6 +130,7 @@ impl LiveStream {
 /// The registry of live streams and their live HLS outputs.
 pub struct Engine {
     pub store: Store,
+    pub rtsp: Arc<ingest::rtsp::Supervisor>,
     live: Mutex<HashMap<String, Arc<LiveStream>>>,
     hls: Mutex<HashMap<String, Arc<HlsOutput>>>,
 }
@@ -138,6 +139,7 @@ impl Engine {
     pub fn new(store: Store) -> Arc<Engine> {
         let engine = Arc::new(Engine {
             store,
+            rtsp: Arc::default(),
             live: Mutex::default(),
             hls: Mutex::default(),
         });
@@ -206,8 +208,33 @@ impl Engine {
         Ok(stream)
     }
 
-    /// Records what ingest learnt about the media (once per change).
-    pub async fn set_codecs(&self, stream: &LiveStream, update: impl FnOnce(&mut SessionCodecs)) {
+    /// Puts an event on `stream`'s bus; parameter events are also written to the session row.
+    pub async fn publish(&self, stream: &LiveStream, event: Event) {
+        match &event {
+            Event::Video(p) => {
+                let p = p.clone();
+                self.set_codecs(stream, |c| {
+                    c.video_codec = Some(p.codec());
+                    c.width = Some(i64::from(p.width));
+                    c.height = Some(i64::from(p.height));
+                })
+                .await
+            }
+            Event::Audio(p) => {
+                let p = p.clone();
+                self.set_codecs(stream, |c| {
+                    c.audio_codec = Some(p.codec());
+                    c.audio_sample_rate = Some(i64::from(p.sample_rate));
+                })
+                .await
+            }
+            Event::Frame(_) => {}
+        }
+        stream.publish(event);
+    }
+
+    /// Records what ingest learnt about the media.
+    async fn set_codecs(&self, stream: &LiveStream, update: impl FnOnce(&mut SessionCodecs)) {
         let codecs = {
             let mut c = stream.codecs.lock().expect("codecs");
             update(&mut c);
@@ -287,6 +314,16 @@ impl domain::store::LiveSource for Engine {
             dropped_frames: s.bus.dropped(),
             bus_lag: s.bus.lag() as u64,
         })
+    }
+
+    fn source_state(&self, stream_id: &str) -> Option<domain::view::SourceState> {
+        self.rtsp
+            .state(stream_id)
+            .map(|s| domain::view::SourceState {
+                state: s.state.to_string(),
+                last_error: s.last_error,
+                attempts: s.attempts,
+            })
     }
 }
 

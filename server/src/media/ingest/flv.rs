@@ -4,10 +4,7 @@
 //! 10. Enhanced RTMP (HEVC, AV1, VP9, Opus…) sets the high bit of the first byte; liveproc refuses
 //! those with a clear reason rather than writing files no process can read.
 
-use std::io::Cursor;
-
 use bytes::Bytes;
-use scuffle_h264::{AVCDecoderConfigurationRecord, Sps};
 
 use crate::media::frame::{AudioParams, Event, Frame, Track, VideoParams};
 
@@ -61,7 +58,7 @@ impl FlvDemuxer {
         let body = data.slice(5..);
         match data[1] {
             0 => {
-                let params = parse_avcc(body)?;
+                let params = VideoParams::from_avcc(body).map_err(DemuxError::Malformed)?;
                 if self.video.as_ref() == Some(&params) {
                     return Ok(None);
                 }
@@ -138,29 +135,6 @@ impl FlvDemuxer {
             _ => Ok(None),
         }
     }
-}
-
-fn parse_avcc(body: Bytes) -> Result<VideoParams, DemuxError> {
-    let record = AVCDecoderConfigurationRecord::parse(&mut Cursor::new(body.clone()))
-        .map_err(|_| DemuxError::Malformed("AVCDecoderConfigurationRecord"))?;
-    let sps = record.sps.first().cloned().ok_or(DemuxError::Malformed(
-        "AVCDecoderConfigurationRecord without SPS",
-    ))?;
-    let parsed = Sps::parse_with_emulation_prevention(Cursor::new(&sps[..]))
-        .map_err(|_| DemuxError::Malformed("H.264 SPS"))?;
-    let (width, height) = (parsed.width(), parsed.height());
-    if width == 0 || height == 0 || width > 8192 || height > 8192 {
-        return Err(DemuxError::Malformed("H.264 SPS dimensions"));
-    }
-    Ok(VideoParams {
-        avcc: body,
-        sps,
-        profile_idc: record.profile_indication,
-        constraints: record.profile_compatibility,
-        level_idc: record.level_indication,
-        width: width as u32,
-        height: height as u32,
-    })
 }
 
 #[cfg(test)]

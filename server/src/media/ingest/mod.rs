@@ -2,3 +2,4 @@
 
 pub mod flv;
 pub mod rtmp;
+pub mod rtsp;

@@ -127,29 +127,7 @@ impl Handler {
         };
         match event {
             Ok(Some(event)) => {
-                match &event {
-                    Event::Video(p) => {
-                        let p = p.clone();
-                        self.engine
-                            .set_codecs(&live, |c| {
-                                c.video_codec = Some(p.codec());
-                                c.width = Some(i64::from(p.width));
-                                c.height = Some(i64::from(p.height));
-                            })
-                            .await
-                    }
-                    Event::Audio(p) => {
-                        let p = p.clone();
-                        self.engine
-                            .set_codecs(&live, |c| {
-                                c.audio_codec = Some(p.codec());
-                                c.audio_sample_rate = Some(i64::from(p.sample_rate));
-                            })
-                            .await
-                    }
-                    Event::Frame(_) => {}
-                }
-                live.publish(event);
+                self.engine.publish(&live, event).await;
                 Ok(())
             }
             Ok(None) => Ok(()),

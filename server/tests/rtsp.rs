@@ -1,0 +1,163 @@
+//! RTSP pull from a real RTSP server (GStreamer's, via Python gi): live, reconnect, stop.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Running, OPERATOR_KEY as OP};
+use serde_json::{json, Value};
+
+/// A free loopback port (bound, then released for the camera to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Camera(Child);
+
+impl Camera {
+    fn start(port: u16) -> Camera {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/rtsp_server.py");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 with GStreamer (scripts/test.sh installs it)");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "ready", "the RTSP server started");
+        Camera(child)
+    }
+}
+
+impl Drop for Camera {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn until(r: &Running, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let s = r.app.get(&format!("/api/v1/stream/{id}"), OP).await.body;
+        if check(&s) {
+            return s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn pulls_a_camera_reconnects_and_stops_with_the_stream() {
+    let port = free_port();
+    let camera = Camera::start(port);
+    let r = Running::start().await;
+    let url = format!("rtsp://127.0.0.1:{port}/cam");
+    let a = r
+        .app
+        .post("/api/v1/stream", OP, json!({"name": "cam", "source": url}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = a.body["id"].as_str().unwrap().to_string();
+
+    let live = until(&r, &id, "live from RTSP", |s| {
+        s["state"] == "live"
+            && s["sessions"][0]["width"].is_number()
+            && s["sessions"][0]["audioCodec"].is_string()
+    })
+    .await;
+    assert_eq!(live["ingest"]["sourceState"]["state"], "live");
+    let session = &live["sessions"][0];
+    assert_eq!(session["source"], "rtsp");
+    assert_eq!(
+        (session["width"].as_i64(), session["height"].as_i64()),
+        (Some(640), Some(360))
+    );
+    assert_eq!(session["audioSampleRate"], 48000);
+    // Live HLS from the camera.
+    let start = Instant::now();
+    loop {
+        let req = axum::http::Request::get(format!("/hls/{id}/index.m3u8"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let a = r.app.send(req).await;
+        if a.status == 200 && a.text.matches(".m4s").count() >= 2 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no HLS from RTSP: {}",
+            a.text
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // The camera goes away: the worker says so and retries.
+    drop(camera);
+    let lost = until(&r, &id, "retrying", |s| {
+        s["state"] == "idle" && s["ingest"]["sourceState"]["state"] == "retrying"
+    })
+    .await;
+    assert!(
+        lost["ingest"]["sourceState"]["lastError"].is_string(),
+        "{lost}"
+    );
+    assert!(lost["sessions"][0]["endedAt"].is_string());
+
+    // It comes back: a new session starts by itself.
+    let camera = Camera::start(port);
+    let back = until(&r, &id, "live again", |s| s["state"] == "live").await;
+    assert_ne!(back["sessions"][0]["id"], session["id"]);
+    assert!(back["ingest"]["sourceState"]["attempts"].as_u64().unwrap() >= 2);
+
+    // Deleting the stream stops its worker (the camera sees the session go).
+    assert_eq!(
+        r.app
+            .delete(&format!("/api/v1/stream/{id}"), OP)
+            .await
+            .status,
+        204
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    drop(camera);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_source_retries_with_its_error_shown() {
+    let r = Running::start().await;
+    let port = free_port();
+    let a = r
+        .app
+        .post(
+            "/api/v1/stream",
+            OP,
+            json!({"source": format!("rtsp://127.0.0.1:{port}/none")}),
+        )
+        .await;
+    let id = a.body["id"].as_str().unwrap().to_string();
+    let s = until(&r, &id, "retrying", |s| {
+        s["ingest"]["sourceState"]["state"] == "retrying"
+    })
+    .await;
+    assert_eq!(s["state"], "idle");
+    let error = s["ingest"]["sourceState"]["lastError"].as_str().unwrap();
+    assert!(!error.is_empty());
+    r.stop().await;
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/python3
+"""A real RTSP camera for liveproc's tests: GStreamer's RTSP server (Debian packages
+python3-gi, gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-*, gstreamer1.0-libav).
+
+Usage: rtsp_server.py PORT   — serves rtsp://127.0.0.1:PORT/cam (H.264 640x360 25 fps + AAC 48 kHz)
+and prints "ready" once listening."""
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+Gst.init(None)
+server = GstRtspServer.RTSPServer()
+server.set_address("127.0.0.1")
+server.set_service(sys.argv[1])
+factory = GstRtspServer.RTSPMediaFactory()
+factory.set_launch(
+    "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=25/1 "
+    "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 "
+    "! rtph264pay name=pay0 pt=96 config-interval=1 "
+    "audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! avenc_aac "
+    "! rtpmp4gpay name=pay1 pt=97 )"
+)
+factory.set_shared(True)
+server.get_mount_points().add_factory("/cam", factory)
+if server.attach(None) == 0:
+    sys.exit("could not listen")
+print("ready", flush=True)
+GLib.MainLoop().run()
