@@ -5,6 +5,8 @@ set -euo pipefail
 source "$(dirname "$0")/tools.sh"
 cd "$ROOT"
 started=$(date +%s)
+# CI builds once: incremental caches would only cost disk.
+export CARGO_INCREMENTAL=0
 tools_test
 
 log "cargo fmt --check"
