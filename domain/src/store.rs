@@ -891,6 +891,59 @@ impl Store {
             .collect())
     }
 
+    // ---- assets ------------------------------------------------------------------------------
+
+    /// Registers a file a process has started writing (status `writing`); answers its id.
+    pub async fn insert_asset(&self, a: &NewAsset) -> Result<String, ApiError> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO assets (id, stream_id, session_id, kind, path, status, created_at, width, height, idx) \
+             VALUES ($1, $2, $3, $4, $5, 'writing', $6, $7, $8, $9)",
+        )
+        .bind(&id)
+        .bind(&a.stream_id)
+        .bind(a.session_id.clone())
+        .bind(a.kind)
+        .bind(&a.path)
+        .bind(now_ms())
+        .bind(a.width)
+        .bind(a.height)
+        .bind(a.index)
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Marks a file done (`ready`) or broken (`failed`, kept for inspection).
+    pub async fn finish_asset(
+        &self,
+        id: &str,
+        duration_ms: Option<i64>,
+        size_bytes: i64,
+        status: &str,
+    ) -> Result<(), ApiError> {
+        sqlx::query(
+            "UPDATE assets SET status = $1, duration_ms = COALESCE($2, duration_ms), size_bytes = $3 WHERE id = $4",
+        )
+        .bind(status)
+        .bind(duration_ms)
+        .bind(size_bytes)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Files a crash left in `writing`: (id, path below the assets folder).
+    pub async fn writing_assets(&self) -> Result<Vec<(String, String)>, ApiError> {
+        let rows = sqlx::query("SELECT id, path FROM assets WHERE status = 'writing'")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("path")?)))
+            .collect()
+    }
+
     // ---- internals -------------------------------------------------------------------------
 
     async fn require_live_processing(&self, organisation_id: &str) -> Result<(), ApiError> {
@@ -1280,6 +1333,20 @@ pub struct IngestTarget {
     pub organisation_id: String,
     pub profile: String,
     pub source: Option<String>,
+}
+
+/// A file a process is about to write.
+#[derive(Debug, Clone)]
+pub struct NewAsset {
+    pub stream_id: String,
+    pub session_id: Option<String>,
+    /// "recording", "thumbnail", "motionclip" or "replay".
+    pub kind: &'static str,
+    /// Relative to the assets folder, `/`-separated.
+    pub path: String,
+    pub index: i64,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
 }
 
 /// What ingest learnt about a session's media.

@@ -39,7 +39,9 @@ pub async fn prepare(cfg: &Config) -> anyhow::Result<AppState> {
             "closed sessions left open by an earlier stop"
         );
     }
-    let engine = media::Engine::new(store.clone());
+    let assets = cfg.data.join("assets");
+    recover_assets(&store, &assets).await?;
+    let engine = media::Engine::new(store.clone(), assets);
     Ok(AppState {
         leptos_options: leptos_options(cfg),
         services: Services {
@@ -52,6 +54,27 @@ pub async fn prepare(cfg: &Config) -> anyhow::Result<AppState> {
         metrics: Arc::new(metrics::Metrics::default()),
         engine,
     })
+}
+
+/// Files a crash left half-written stay: playable ones become `ready` (a fragmented MP4 is
+/// valid up to its last complete fragment), empty or missing ones `failed`.
+async fn recover_assets(store: &Store, assets: &std::path::Path) -> anyhow::Result<()> {
+    for (id, path) in store.writing_assets().await? {
+        let file = assets.join(&path);
+        let data = tokio::fs::read(&file).await.unwrap_or_default();
+        let duration_ms =
+            media::mux::fmp4::duration_seconds(&data).map(|s| (s * 1000.0).round() as i64);
+        let status = if duration_ms.is_some_and(|d| d > 0) {
+            "ready"
+        } else {
+            "failed"
+        };
+        store
+            .finish_asset(&id, duration_ms, data.len() as i64, status)
+            .await?;
+        tracing::warn!(asset = %id, path, status, "recovered a file left open by an earlier stop");
+    }
+    Ok(())
 }
 
 /// Leptos's options come from cargo-leptos's environment when it runs us, else from defaults

@@ -1,6 +1,7 @@
 //! Everything HTTP: the REST API, operations endpoints and the dashboard, on one axum router.
 
 pub mod api;
+pub mod assets;
 pub mod live;
 pub mod ops;
 pub mod pages;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(api::router(state.metrics.clone()))
         .merge(ops::router())
         .merge(live::router())
+        .merge(assets::router())
         .merge(pages)
         .with_state(state)
 }

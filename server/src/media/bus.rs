@@ -14,7 +14,8 @@ use super::frame::{AudioParams, Event, VideoParams};
 const CAPACITY: usize = 1024;
 
 pub struct Bus {
-    tx: broadcast::Sender<Arc<Event>>,
+    /// None once closed: the session ended, consumers drain and finish.
+    tx: Mutex<Option<broadcast::Sender<Arc<Event>>>>,
     /// The latest parameters, for consumers that join mid-stream.
     params: Mutex<(Option<VideoParams>, Option<AudioParams>)>,
     dropped: Arc<AtomicU64>,
@@ -23,7 +24,7 @@ pub struct Bus {
 impl Default for Bus {
     fn default() -> Self {
         Bus {
-            tx: broadcast::channel(CAPACITY).0,
+            tx: Mutex::new(Some(broadcast::channel(CAPACITY).0)),
             params: Mutex::new((None, None)),
             dropped: Arc::default(),
         }
@@ -37,16 +38,27 @@ impl Bus {
             Event::Audio(p) => self.params.lock().expect("bus params").1 = Some(p.clone()),
             Event::Frame(_) => {}
         }
-        // No subscriber is not an error: the stream is simply not consumed right now.
-        let _ = self.tx.send(Arc::new(event));
+        if let Some(tx) = &*self.tx.lock().expect("bus sender") {
+            // No subscriber is not an error: the stream is simply not consumed right now.
+            let _ = tx.send(Arc::new(event));
+        }
     }
 
-    /// Subscriptions do not keep the bus alive: when the bus is dropped (the session ended),
-    /// they drain what is left and then end.
+    /// Ends the stream for every subscriber (after what they have not read yet).
+    pub fn close(&self) {
+        self.tx.lock().expect("bus sender").take();
+    }
+
+    /// Subscriptions end when the bus is closed or dropped, after draining what is left.
     pub fn subscribe(&self) -> Subscription {
         let (video, audio) = self.params.lock().expect("bus params").clone();
+        let rx = match &*self.tx.lock().expect("bus sender") {
+            Some(tx) => tx.subscribe(),
+            // Already closed: a receiver of a dropped sender ends at once.
+            None => broadcast::channel(1).1,
+        };
         Subscription {
-            rx: self.tx.subscribe(),
+            rx,
             dropped: self.dropped.clone(),
             pending: video
                 .map(Event::Video)
@@ -64,7 +76,11 @@ impl Bus {
 
     /// How far the slowest consumer is behind, in events.
     pub fn lag(&self) -> usize {
-        self.tx.len()
+        self.tx
+            .lock()
+            .expect("bus sender")
+            .as_ref()
+            .map_or(0, |tx| tx.len())
     }
 }
 
@@ -121,7 +137,7 @@ mod tests {
             _ => panic!("expected a frame"),
         }
         assert_eq!(bus.dropped(), 10);
-        drop(bus);
+        bus.close();
         let mut left = 0;
         while slow.recv().await.is_some() {
             left += 1;

@@ -16,14 +16,14 @@ const TARGET_SECONDS: f64 = 1.0;
 /// Segments kept for live playout.
 const WINDOW: usize = 10;
 
-struct Segment {
+pub(crate) struct Segment {
     sequence: u64,
-    duration: f64,
+    pub(crate) duration: f64,
     /// Wall-clock time its first frame reached the server (EXT-X-PROGRAM-DATE-TIME), so players
     /// can tell how far behind real time they play.
     wall_ms: i64,
     init: u32,
-    data: Bytes,
+    pub(crate) data: Bytes,
 }
 
 #[derive(Default)]
@@ -135,8 +135,9 @@ pub async fn run(mut sub: Subscription, out: Arc<HlsOutput>) {
     out.end();
 }
 
+/// Cuts bus events into CMAF fragments; shared by live HLS and recording.
 #[derive(Default)]
-struct Segmenter {
+pub(crate) struct Segmenter {
     video: Option<VideoParams>,
     audio: Option<AudioParams>,
     /// The params changed since the last init segment was written.
@@ -146,11 +147,15 @@ struct Segmenter {
     audio_frames: Vec<Frame>,
     /// Arrival time of the open segment's first frame.
     open_wall_ms: Option<i64>,
+    /// Set by a writer that starts a new file: the next fragment's first frames become time 0.
+    pub(crate) rebase_next: bool,
+    /// Subtracted from decode times (video, audio), so each recording file starts at 0.
+    origin: (i64, i64),
     sequence: u64,
 }
 
 impl Segmenter {
-    fn push(&mut self, event: &Event, inits: u32) -> Option<(Option<Bytes>, Segment)> {
+    pub(crate) fn push(&mut self, event: &Event, inits: u32) -> Option<(Option<Bytes>, Segment)> {
         match event {
             // Before the first init segment, parameters simply arrive; after it, a change needs
             // a new init segment and so a cut.
@@ -245,16 +250,23 @@ impl Segmenter {
             (None, Some(a), Some(r)) => (end - a.dts) as f64 / r as f64,
             _ => 0.0,
         };
+        if self.rebase_next {
+            self.origin = (
+                video.first().map_or(0, |f| f.dts),
+                audio.first().map_or(0, |f| f.dts),
+            );
+            self.rebase_next = false;
+        }
         let runs = [
             TrackRun {
                 track_id: VIDEO_TRACK_ID,
-                base_dts: video.first().map_or(0, |f| f.dts),
+                base_dts: video.first().map_or(0, |f| f.dts - self.origin.0),
                 last_duration: video.last().map_or(0, |f| (end - f.dts).max(1) as u32),
                 frames: &video,
             },
             TrackRun {
                 track_id: AUDIO_TRACK_ID,
-                base_dts: audio.first().map_or(0, |f| f.dts),
+                base_dts: audio.first().map_or(0, |f| f.dts - self.origin.1),
                 last_duration: 1024,
                 frames: &audio,
             },
@@ -278,7 +290,7 @@ impl Segmenter {
     }
 
     /// The last, partial segment when the stream ends.
-    fn flush(&mut self, inits: u32) -> Option<(Option<Bytes>, Segment)> {
+    pub(crate) fn flush(&mut self, inits: u32) -> Option<(Option<Bytes>, Segment)> {
         let end = if self.video.is_some() {
             let last = self.video_frames.last()?;
             let prev = self

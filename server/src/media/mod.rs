@@ -6,6 +6,7 @@ pub mod frame;
 pub mod hls;
 pub mod ingest;
 pub mod mux;
+pub mod recording;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -96,6 +97,8 @@ pub struct LiveStream {
     pub stream_id: String,
     pub session_id: String,
     pub settings: Processing,
+    /// The consumer tasks; the session's end waits for them (files finalised, playlists ended).
+    consumers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     pub bus: Bus,
     pub stats: StreamStats,
     codecs: Mutex<SessionCodecs>,
@@ -130,15 +133,18 @@ impl LiveStream {
 /// The registry of live streams and their live HLS outputs.
 pub struct Engine {
     pub store: Store,
+    /// `DATA/assets`: where processes write files and `/assets/…` serves them from.
+    pub assets: std::path::PathBuf,
     pub rtsp: Arc<ingest::rtsp::Supervisor>,
     live: Mutex<HashMap<String, Arc<LiveStream>>>,
     hls: Mutex<HashMap<String, Arc<HlsOutput>>>,
 }
 
 impl Engine {
-    pub fn new(store: Store) -> Arc<Engine> {
+    pub fn new(store: Store, assets: std::path::PathBuf) -> Arc<Engine> {
         let engine = Arc::new(Engine {
             store,
+            assets,
             rtsp: Arc::default(),
             live: Mutex::default(),
             hls: Mutex::default(),
@@ -189,13 +195,28 @@ impl Engine {
             stream_id: target.stream_id.clone(),
             session_id,
             settings,
+            consumers: Mutex::default(),
             bus: Bus::default(),
             stats: StreamStats::default(),
             codecs: Mutex::default(),
         });
         let _ = stream.stats.started.set(std::time::Instant::now());
         let hls = Arc::new(HlsOutput::default());
-        tokio::spawn(hls::run(stream.bus.subscribe(), hls.clone()));
+        let mut consumers = vec![tokio::spawn(hls::run(stream.bus.subscribe(), hls.clone()))];
+        if settings.recording.enabled || forced_recording {
+            let rec = recording::Recording {
+                stream_id: stream.stream_id.clone(),
+                session_id: stream.session_id.clone(),
+                split: settings.recording.duration,
+                assets: self.assets.clone(),
+            };
+            consumers.push(tokio::spawn(recording::run(
+                stream.bus.subscribe(),
+                self.clone(),
+                rec,
+            )));
+        }
+        *stream.consumers.lock().expect("consumers") = consumers;
         self.hls
             .lock()
             .expect("hls map")
@@ -259,6 +280,17 @@ impl Engine {
             }
         };
         if removed.is_some() {
+            // Closing the bus lets consumers drain and finish; wait for them, within reason.
+            stream.bus.close();
+            let consumers = std::mem::take(&mut *stream.consumers.lock().expect("consumers"));
+            for c in consumers {
+                if tokio::time::timeout(std::time::Duration::from_secs(10), c)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(stream = %stream.stream_id, "a consumer did not finish in 10 s");
+                }
+            }
             if let Err(e) = self.store.end_session(&stream.session_id, reason).await {
                 tracing::error!(error = %e, session = %stream.session_id, "could not end session");
             }
@@ -333,6 +365,7 @@ fn placeholder(stream_id: &str) -> LiveStream {
         stream_id: stream_id.to_string(),
         session_id: String::new(),
         settings: Processing::default(),
+        consumers: Mutex::default(),
         bus: Bus::default(),
         stats: StreamStats::default(),
         codecs: Mutex::default(),

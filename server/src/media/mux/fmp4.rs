@@ -283,6 +283,105 @@ pub fn fragment(sequence: u32, runs: &[TrackRun]) -> Bytes {
     Bytes::from(o)
 }
 
+/// Iterates the boxes in `data`: (type, body). Stops at the first box that does not fit, which
+/// is where a crash cut the file.
+fn children(data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.len() < 8 {
+            return None;
+        }
+        let size = u32::from_be_bytes(rest[0..4].try_into().ok()?) as usize;
+        if size < 8 || size > rest.len() {
+            return None;
+        }
+        let kind: [u8; 4] = rest[4..8].try_into().ok()?;
+        let body = &rest[8..size];
+        rest = &rest[size..];
+        Some((kind, body))
+    })
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// The playable length of a fragmented MP4 written by [`init_segment`] and [`fragment`]: the
+/// sample durations of its complete fragments, for the video track (else the audio track).
+/// Used to list a recording a crash left unfinished.
+pub fn duration_seconds(data: &[u8]) -> Option<f64> {
+    let mut timescales = std::collections::HashMap::new();
+    let mut totals: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+    // A fragment counts once its mdat is complete too.
+    let mut pending: Vec<(u32, u64)> = Vec::new();
+    for (kind, body) in children(data) {
+        match &kind {
+            b"moov" => {
+                for (_, trak) in children(body).filter(|(k, _)| k == b"trak") {
+                    let mut id = None;
+                    let mut scale = None;
+                    for (k, b) in children(trak) {
+                        if &k == b"tkhd" {
+                            id = be32(b, 12);
+                        }
+                        if &k == b"mdia" {
+                            for (k2, b2) in children(b) {
+                                if &k2 == b"mdhd" {
+                                    scale = be32(b2, 12);
+                                }
+                            }
+                        }
+                    }
+                    if let (Some(id), Some(scale)) = (id, scale) {
+                        timescales.insert(id, scale);
+                    }
+                }
+            }
+            b"moof" => {
+                for (_, traf) in children(body).filter(|(k, _)| k == b"traf") {
+                    let mut id = None;
+                    for (k, b) in children(traf) {
+                        match &k {
+                            b"tfhd" => id = be32(b, 4),
+                            b"trun" => {
+                                let flags = be32(b, 0)? & 0x00FF_FFFF;
+                                let count = be32(b, 4)? as usize;
+                                let mut at = 8 + if flags & 0x1 != 0 { 4 } else { 0 };
+                                at += if flags & 0x4 != 0 { 4 } else { 0 };
+                                let per = [0x100, 0x200, 0x400, 0x800]
+                                    .iter()
+                                    .filter(|f| flags & **f != 0)
+                                    .count()
+                                    * 4;
+                                if flags & 0x100 == 0 {
+                                    continue;
+                                }
+                                let mut sum = 0u64;
+                                for i in 0..count {
+                                    sum += u64::from(be32(b, at + i * per)?);
+                                }
+                                pending.push((id?, sum));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            b"mdat" => {
+                for (id, sum) in pending.drain(..) {
+                    *totals.entry(id).or_default() += sum;
+                }
+            }
+            _ => {}
+        }
+    }
+    [VIDEO_TRACK_ID, AUDIO_TRACK_ID].iter().find_map(|id| {
+        let total = *totals.get(id)?;
+        let scale = *timescales.get(id)?;
+        (scale > 0).then(|| total as f64 / f64::from(scale))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,6 +429,42 @@ mod tests {
         let offset = u32::from_be_bytes(f[trun + 12..trun + 16].try_into().unwrap()) as usize;
         assert_eq!(offset, moof_len + 8);
         assert_eq!(&f[offset..offset + 10], &[0u8; 10]);
+    }
+
+    #[test]
+    fn duration_counts_complete_fragments_only() {
+        let v = VideoParams {
+            avcc: Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff, 0xe0, 0]),
+            sps: Bytes::new(),
+            profile_idc: 0x64,
+            constraints: 0,
+            level_idc: 0x1f,
+            width: 64,
+            height: 64,
+        };
+        let mut file = init_segment(Some(&v), None).to_vec();
+        let frames: Vec<Frame> = (0..25)
+            .map(|i| Frame {
+                track: Track::Video,
+                dts: i * 3600,
+                pts: i * 3600,
+                keyframe: i == 0,
+                data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+            })
+            .collect();
+        for seq in 1..=3 {
+            let run = TrackRun {
+                track_id: VIDEO_TRACK_ID,
+                base_dts: 0,
+                frames: &frames,
+                last_duration: 3600,
+            };
+            file.extend_from_slice(&fragment(seq, &[run]));
+        }
+        assert_eq!(duration_seconds(&file), Some(3.0));
+        // A crash in the middle of the third fragment: two complete ones remain.
+        let cut = file.len() - 20;
+        assert_eq!(duration_seconds(&file[..cut]), Some(2.0));
     }
 
     #[test]

@@ -1,0 +1,57 @@
+//! Asset files (recordings now; thumbnails, motion clips and clips later) from `DATA/assets`,
+//! with `Range` (206) and an `ETag` so players can seek and browsers can revalidate.
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use domain::ApiError;
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+
+use super::{AppState, Error};
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route("/assets/{*path}", get(asset))
+}
+
+async fn asset(State(s): State<AppState>, Path(path): Path<String>, req: Request) -> Response {
+    let missing = || Error(ApiError::not_found("asset")).into_response();
+    // Only plain relative paths below the assets folder.
+    if path
+        .split('/')
+        .any(|c| c.is_empty() || c == ".." || c.starts_with('.') || c.contains('\\'))
+    {
+        return missing();
+    }
+    let full = s.engine.assets.join(&path);
+    let Ok(meta) = tokio::fs::metadata(&full).await else {
+        return missing();
+    };
+    if !meta.is_file() {
+        return missing();
+    }
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let etag = format!("\"{:x}-{:x}\"", meta.len(), modified);
+    let etag_value = HeaderValue::from_str(&etag).expect("hex etag");
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response();
+    }
+    let mut res = match ServeFile::new(&full).oneshot(req).await {
+        Ok(r) => r.into_response(),
+        Err(_) => return missing(),
+    };
+    res.headers_mut().insert(header::ETAG, etag_value);
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
+}
