@@ -38,6 +38,16 @@
     });
   }
 
+  // "Jump to live" on replay pages: to the live edge of the player on the page.
+  document.addEventListener('click', function (e) {
+    var button = e.target.closest && e.target.closest('[data-player-action="live"]');
+    if (!button) return;
+    var video = document.querySelector('video[data-hls-src]');
+    var hls = video && players.get(video);
+    if (hls && hls.liveSyncPosition) video.currentTime = hls.liveSyncPosition;
+    else if (video && isFinite(video.duration)) video.currentTime = video.duration;
+  });
+
   new MutationObserver(scan).observe(document.documentElement, {
     subtree: true, childList: true, attributes: true, attributeFilter: ['data-hls-src'],
   });

@@ -1,6 +1,6 @@
 //! Server functions: the dashboard's data, from the same store as the REST API.
 
-use domain::view::{CreateStream, Me, StreamView};
+use domain::view::{CreateStream, Me, ReplayEntry, StreamView};
 use domain::{ApiError, Processing};
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
@@ -96,4 +96,11 @@ pub async fn save_processing(
 ) -> Result<Vec<StreamView>, ApiError> {
     let (s, p) = principal().await?;
     s.store.save_group_settings(&p, edits, &s.urls).await
+}
+
+/// A session's replay and its stream, for the rewatch page.
+#[server]
+pub async fn replay_session(session: String) -> Result<(StreamView, ReplayEntry), ApiError> {
+    let (s, p) = principal().await?;
+    s.store.replay(&p, &session, &s.urls).await
 }

@@ -53,6 +53,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/stream/:id") view=pages::stream::StreamPage/>
                 <Route path=path!("/organisation") view=pages::organisation::OrganisationPage/>
                 <Route path=path!("/playout/:id") view=pages::playout::PlayoutPage/>
+                <Route path=path!("/replay/:session") view=pages::replay::ReplayPage/>
             </Routes>
         </Router>
     }

@@ -944,6 +944,34 @@ impl Store {
             .collect()
     }
 
+    /// A session's replay, for its rewatch page: the stream object and the replay entry.
+    pub async fn replay(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        urls: &Urls,
+    ) -> Result<(StreamView, ReplayEntry), ApiError> {
+        let row = sqlx::query(
+            "SELECT ss.stream_id FROM sessions ss JOIN streams s ON s.id = ss.stream_id \
+             WHERE ss.id = $1 AND s.organisation_id = $2",
+        )
+        .bind(session_id)
+        .bind(&p.organisation_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session"))?;
+        let stream_id: String = row.try_get("stream_id")?;
+        let view = self.stream(p, &stream_id, 100, urls).await?;
+        let entry = view
+            .playout
+            .replay
+            .iter()
+            .find(|r| r.session_id == session_id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("replay of this session"))?;
+        Ok((view, entry))
+    }
+
     // ---- internals -------------------------------------------------------------------------
 
     async fn require_live_processing(&self, organisation_id: &str) -> Result<(), ApiError> {

@@ -61,6 +61,21 @@ pub async fn prepare(cfg: &Config) -> anyhow::Result<AppState> {
 async fn recover_assets(store: &Store, assets: &std::path::Path) -> anyhow::Result<()> {
     for (id, path) in store.writing_assets().await? {
         let file = assets.join(&path);
+        if path.ends_with(".m3u8") {
+            // A replay playlist: what is on disk stays; it just never got its end.
+            let mut text = tokio::fs::read_to_string(&file).await.unwrap_or_default();
+            let status = if text.contains("#EXTINF") {
+                "ready"
+            } else {
+                "failed"
+            };
+            if !text.contains("#EXT-X-ENDLIST") && !text.is_empty() {
+                text.push_str("#EXT-X-ENDLIST\n");
+                tokio::fs::write(&file, &text).await?;
+            }
+            store.finish_asset(&id, None, 0, status).await?;
+            continue;
+        }
         let data = tokio::fs::read(&file).await.unwrap_or_default();
         let duration_ms =
             media::mux::fmp4::duration_seconds(&data).map(|s| (s * 1000.0).round() as i64);

@@ -639,3 +639,154 @@ async fn a_recording_survives_kill_9() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+fn playlist_seconds(text: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .filter_map(|l| l.trim_end_matches(',').parse::<f64>().ok())
+        .sum()
+}
+
+async fn fetch_text(r: &Running, url: &str) -> String {
+    let path = format!("/assets/{}", url.split_once("/assets/").unwrap().1);
+    let (status, body) = get(r, &path).await;
+    assert_eq!(status, 200, "{path}");
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn replay_keeps_the_session_and_ends_its_playlist() {
+    let r = Running::start().await;
+    let (id, name) = create(&r).await;
+    let on = r
+        .app
+        .put(
+            &format!("/api/v1/stream/{id}/processing"),
+            OP,
+            json!({"replay": {"enabled": true, "duration": null}}),
+        )
+        .await;
+    assert_eq!(on.status, 200);
+    let p = Publish {
+        seconds: 7,
+        ..SMALL
+    };
+    assert!(
+        wait_exit(ffmpeg(r.rtmp, "live", &name, &p), Duration::from_secs(30))
+            .await
+            .success()
+    );
+    let s = until(&r, &id, "an ended replay", |s| {
+        s["state"] == "idle" && s["playout"]["replay"][0]["endedAt"].is_string()
+    })
+    .await;
+    let replay = &s["playout"]["replay"][0];
+    assert_eq!(replay["type"], "session");
+    assert_eq!(replay["sessionId"], s["sessions"][0]["id"]);
+    assert!(replay["url"].as_str().unwrap().ends_with(&format!(
+        "/replay/{}",
+        replay["sessionId"].as_str().unwrap()
+    )));
+    let text = fetch_text(&r, replay["hls"].as_str().unwrap()).await;
+    assert!(text.contains("#EXT-X-PLAYLIST-TYPE:EVENT"), "{text}");
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+    let seconds = playlist_seconds(&text);
+    assert!(
+        (seconds - 7.0).abs() <= 1.0,
+        "playlist holds the session: {seconds}"
+    );
+    // The segments it lists decode as one MP4 of the session's length.
+    let base = replay["hls"]
+        .as_str()
+        .unwrap()
+        .rsplit_once('/')
+        .unwrap()
+        .0
+        .to_string();
+    let mut file = Vec::new();
+    let names = text.lines().filter_map(|l| {
+        l.strip_prefix("#EXT-X-MAP:URI=\"")
+            .map(|u| u.trim_end_matches('"'))
+            .or(l.ends_with(".m4s").then_some(l))
+    });
+    for name in names {
+        let path = format!("/assets/{}/{name}", base.split_once("/assets/").unwrap().1);
+        let req = axum::http::Request::get(&path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let res = tower::ServiceExt::oneshot(r.app.router.clone(), req)
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        file.extend_from_slice(
+            &axum::body::to_bytes(res.into_body(), 64 << 20)
+                .await
+                .unwrap(),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("replay.mp4");
+    std::fs::write(&local, &file).unwrap();
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&local)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let probed: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!((probed - 7.0).abs() <= 1.0, "replay decodes: {probed}");
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn replay_window_slides_while_live() {
+    let r = Running::start().await;
+    let (id, name) = create(&r).await;
+    r.app
+        .put(
+            &format!("/api/v1/stream/{id}/processing"),
+            OP,
+            json!({"replay": {"enabled": true, "duration": 10}}),
+        )
+        .await;
+    let p = Publish {
+        seconds: 26,
+        ..SMALL
+    };
+    let child = ffmpeg(r.rtmp, "live", &name, &p);
+    let s = until(&r, &id, "live replay", |s| {
+        s["playout"]["replay"][0]["hls"].is_string()
+    })
+    .await;
+    let url = s["playout"]["replay"][0]["hls"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let text = fetch_text(&r, &url).await;
+    let held = playlist_seconds(&text);
+    assert!(
+        (9.0..=12.5).contains(&held),
+        "about 10 s behind the live edge: {held}\n{text}"
+    );
+    assert!(
+        !text.contains("#EXT-X-MEDIA-SEQUENCE:1\n"),
+        "old segments left: {text}"
+    );
+    assert!(!text.contains("ENDLIST"));
+    assert!(wait_exit(child, Duration::from_secs(30)).await.success());
+    let text = fetch_text(&r, &url).await;
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"));
+    r.stop().await;
+}

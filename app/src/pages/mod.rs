@@ -4,6 +4,7 @@ pub mod login;
 pub mod new_stream;
 pub mod organisation;
 pub mod playout;
+pub mod replay;
 pub mod stream;
 pub mod streams;
 

@@ -240,14 +240,47 @@ fn StreamProcessing(stream: StreamView) -> impl IntoView {
                     </tbody>
                 </table>
             </div>
+            <h3>"Live Replay"</h3>
+            {if stream.playout.replay.is_empty() {
+                view! { <p class="muted">"No replay sessions yet."</p> }.into_any()
+            } else {
+                let latest = stream.playout.replay.first().map(|r| r.url.clone());
+                view! {
+                    <div class="table-wrap">
+                        <table class="details replay">
+                            <thead><tr><th>"Session date (UTC)"</th><th>"HLS file"</th><th>"Rewatch"</th></tr></thead>
+                            <tbody>
+                                {stream.playout.replay.iter().map(|r| view! {
+                                    <tr data-session=r.session_id.clone()>
+                                        <td>{r.started_at.replace('T', " ").trim_end_matches('Z').chars().take(19).collect::<String>()}
+                                            {r.ended_at.is_none().then_some(" (live)")}</td>
+                                        <td><a href=r.hls.clone()>"index.m3u8"</a></td>
+                                        <td><a href=format!("/replay/{}", r.session_id)>"Rewatch"</a></td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                    {latest.map(|u| view! { <p><a href=u>"Rewatch the latest session"</a></p> })}
+                }.into_any()
+            }}
             <h3>"Recordings"</h3>
             {if vods.is_empty() {
                 view! { <p class="muted">"No recordings yet."</p> }.into_any()
             } else {
+                let newest = vods.iter().find(|v| v.status == "ready").map(|v| v.url.clone());
                 view! {
+                    {newest.map(|u| view! {
+                        <video class="vod" controls preload="metadata" src=u data-testid="recording-player"></video>
+                    })}
                     <ul class="assets">
                         {vods.into_iter().map(|v| view! {
-                            <li><a href=v.url.clone()>{v.created_at.clone()}</a></li>
+                            <li>
+                                <a href=v.url.clone()>{v.created_at.replace('T', " ").trim_end_matches('Z').chars().take(19).collect::<String>()}</a>
+                                {v.duration.map(|d| format!(" · {d:.1} s"))}
+                                {v.size.map(|b| format!(" · {:.1} MB", b as f64 / 1e6))}
+                                {(v.status != "ready").then(|| format!(" · {}", v.status))}
+                            </li>
                         }).collect_view()}
                     </ul>
                 }.into_any()

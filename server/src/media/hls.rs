@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::bus::Subscription;
 use super::frame::{AudioParams, Event, Frame, Track, VideoParams, VIDEO_TIMESCALE};
 use super::mux::fmp4::{self, TrackRun, AUDIO_TRACK_ID, VIDEO_TRACK_ID};
+use super::replay::ReplaySink;
 
 /// Cut at the first keyframe at least this long after the segment's start.
 const TARGET_SECONDS: f64 = 1.0;
@@ -43,41 +44,12 @@ pub struct HlsOutput {
 impl HlsOutput {
     pub fn playlist(&self) -> Option<String> {
         let s = self.state.lock().expect("hls state");
-        let first = s.segments.front()?;
-        let target = s
-            .segments
-            .iter()
-            .map(|x| x.duration.ceil() as u64)
-            .max()
-            .unwrap_or(1)
-            .max(1);
-        let mut out = String::new();
-        let _ = write!(
-            out,
-            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-INDEPENDENT-SEGMENTS\n",
-            first.sequence
-        );
-        let mut init = None;
-        for seg in &s.segments {
-            if init != Some(seg.init) {
-                if init.is_some() {
-                    out.push_str("#EXT-X-DISCONTINUITY\n");
-                }
-                let _ = writeln!(out, "#EXT-X-MAP:URI=\"init-{}.mp4\"", seg.init);
-                init = Some(seg.init);
-            }
-            let _ = write!(
-                out,
-                "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},\nseg-{}.m4s\n",
-                domain::store::rfc3339(seg.wall_ms),
-                seg.duration,
-                seg.sequence
-            );
-        }
-        if s.ended {
-            out.push_str("#EXT-X-ENDLIST\n");
-        }
-        Some(out)
+        s.segments.front()?;
+        Some(render_playlist(
+            s.segments.iter().map(Segment::entry),
+            None,
+            s.ended,
+        ))
     }
 
     pub fn init(&self, version: u32) -> Option<Bytes> {
@@ -121,16 +93,95 @@ impl HlsOutput {
     }
 }
 
+/// What a playlist says of one segment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry {
+    pub sequence: u64,
+    pub duration: f64,
+    pub wall_ms: i64,
+    pub init: u32,
+}
+
+impl Segment {
+    pub(crate) fn entry(&self) -> Entry {
+        Entry {
+            sequence: self.sequence,
+            duration: self.duration,
+            wall_ms: self.wall_ms,
+            init: self.init,
+        }
+    }
+}
+
+/// An fMP4 media playlist (RFC 8216, version 7) over `entries`, oldest first. `kind` is an
+/// `EXT-X-PLAYLIST-TYPE` (EVENT for a replay that keeps the whole session).
+pub(crate) fn render_playlist(
+    entries: impl Iterator<Item = Entry> + Clone,
+    kind: Option<&str>,
+    ended: bool,
+) -> String {
+    let target = entries
+        .clone()
+        .map(|e| e.duration.ceil() as u64)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let first = entries.clone().next().map_or(0, |e| e.sequence);
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{first}\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+    );
+    if let Some(kind) = kind {
+        let _ = writeln!(out, "#EXT-X-PLAYLIST-TYPE:{kind}");
+    }
+    let mut init = None;
+    for e in entries {
+        if init != Some(e.init) {
+            if init.is_some() {
+                out.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"init-{}.mp4\"", e.init);
+            init = Some(e.init);
+        }
+        let _ = write!(
+            out,
+            "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},\nseg-{}.m4s\n",
+            domain::store::rfc3339(e.wall_ms),
+            e.duration,
+            e.sequence
+        );
+    }
+    if ended {
+        out.push_str("#EXT-X-ENDLIST\n");
+    }
+    out
+}
+
 /// Cuts the bus into segments until the stream ends.
-pub async fn run(mut sub: Subscription, out: Arc<HlsOutput>) {
+/// The same segments also go to `replay` when the session keeps one: one writer, two uses.
+pub async fn run(mut sub: Subscription, out: Arc<HlsOutput>, mut replay: Option<ReplaySink>) {
     let mut seg = Segmenter::default();
-    while let Some(event) = sub.recv().await {
-        if let Some((init, segment)) = seg.push(&event, out.init_count()) {
+    loop {
+        let cut = match sub.recv().await {
+            Some(event) => seg.push(&event, out.init_count()),
+            None => break,
+        };
+        if let Some((init, segment)) = cut {
+            if let Some(r) = replay.as_mut() {
+                r.segment(init.as_ref(), &segment).await;
+            }
             out.push(init, segment);
         }
     }
     if let Some((init, segment)) = seg.flush(out.init_count()) {
+        if let Some(r) = replay.as_mut() {
+            r.segment(init.as_ref(), &segment).await;
+        }
         out.push(init, segment);
+    }
+    if let Some(r) = replay {
+        r.end().await;
     }
     out.end();
 }

@@ -7,6 +7,7 @@ pub mod hls;
 pub mod ingest;
 pub mod mux;
 pub mod recording;
+pub mod replay;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -202,7 +203,29 @@ impl Engine {
         });
         let _ = stream.stats.started.set(std::time::Instant::now());
         let hls = Arc::new(HlsOutput::default());
-        let mut consumers = vec![tokio::spawn(hls::run(stream.bus.subscribe(), hls.clone()))];
+        let replay = if settings.replay.enabled {
+            match replay::ReplaySink::open(
+                self.clone(),
+                &stream.stream_id,
+                &stream.session_id,
+                settings.replay.duration,
+            )
+            .await
+            {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::error!(error = %e, "replay: not started");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut consumers = vec![tokio::spawn(hls::run(
+            stream.bus.subscribe(),
+            hls.clone(),
+            replay,
+        ))];
         if settings.recording.enabled || forced_recording {
             let rec = recording::Recording {
                 stream_id: stream.stream_id.clone(),
