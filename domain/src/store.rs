@@ -726,10 +726,21 @@ impl Store {
     }
 
     /// Deletes a stream. The passthrough stream takes its whole group with it; a profile stream
-    /// leaves the rest of its group.
-    pub async fn delete_stream(&self, p: &Principal, id: &str) -> Result<(), ApiError> {
+    /// leaves the rest of its group. Answers the ids of the streams deleted, whose files go too.
+    pub async fn delete_stream(&self, p: &Principal, id: &str) -> Result<Vec<String>, ApiError> {
         p.require_edit()?;
         let row = self.stream_row(p, id).await?;
+        let deleted: Vec<String> = if row.profile == "passthrough" {
+            sqlx::query("SELECT id FROM streams WHERE group_id = $1")
+                .bind(&row.group_id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<String, _>("id"))
+                .collect::<Result<_, _>>()?
+        } else {
+            vec![row.id.clone()]
+        };
         if row.profile == "passthrough" {
             sqlx::query("DELETE FROM stream_groups WHERE id = $1")
                 .bind(&row.group_id)
@@ -741,7 +752,7 @@ impl Store {
                 .execute(&self.pool)
                 .await?;
         }
-        Ok(())
+        Ok(deleted)
     }
 
     pub async fn counts(&self) -> Result<Counts, ApiError> {

@@ -480,6 +480,17 @@ async fn recording_is_an_mp4_of_the_session() {
     assert_eq!(r.app.send(req).await.status, 304);
     let (status, _) = get(&r, "/assets/../liveproc.db").await;
     assert_eq!(status, 404);
+
+    // Deleting the stream deletes its files.
+    assert_eq!(
+        r.app
+            .delete(&format!("/api/v1/stream/{id}"), OP)
+            .await
+            .status,
+        204
+    );
+    let (status, _) = get(&r, &path).await;
+    assert_eq!(status, 404, "the recording went with its stream");
     r.stop().await;
 }
 

@@ -168,7 +168,9 @@ async fn delete_stream(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Error> {
-    s.services.store.delete_stream(&p, &id).await?;
+    for stream in s.services.store.delete_stream(&p, &id).await? {
+        s.engine.delete_files(&stream).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

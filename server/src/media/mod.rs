@@ -321,6 +321,20 @@ impl Engine {
         }
     }
 
+    /// Removes the files of a deleted stream (its rows are gone with it).
+    pub async fn delete_files(&self, stream_id: &str) {
+        for kind in ["recordings", "replay"] {
+            let dir = self.assets.join(kind).join(stream_id);
+            match tokio::fs::remove_dir_all(&dir).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not delete files")
+                }
+            }
+        }
+    }
+
     /// Ends every live session (graceful shutdown).
     pub async fn stop_all(&self, reason: &str) {
         for stream in self.live() {
