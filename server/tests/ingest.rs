@@ -5,7 +5,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Running, OPERATOR_KEY as OP};
+use common::{free_port, until, Running, OPERATOR_KEY as OP};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
@@ -93,22 +93,6 @@ async fn stream(r: &Running, id: &str) -> Value {
     r.app.get(&format!("/api/v1/stream/{id}"), OP).await.body
 }
 
-/// Polls until `check` holds on the stream object.
-async fn until(r: &Running, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let s = stream(r, id).await;
-        if check(&s) {
-            return s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "timed out waiting for {what}: {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 async fn get(r: &Running, path: &str) -> (u16, bytes::Bytes) {
     let req = axum::http::Request::get(path)
         .body(axum::body::Body::empty())
@@ -117,50 +101,28 @@ async fn get(r: &Running, path: &str) -> (u16, bytes::Bytes) {
     (a.status.as_u16(), bytes::Bytes::from(a.text.into_bytes()))
 }
 
-/// Fetches the live playlist's init segment and newest media segment and asks ffprobe what it
-/// sees in them.
-async fn probe_live_hls(r: &Running, id: &str) -> Value {
-    let (status, playlist) = get(r, &format!("/hls/{id}/index.m3u8")).await;
-    assert_eq!(status, 200);
-    let playlist = String::from_utf8(playlist.to_vec()).unwrap();
-    assert!(playlist.starts_with("#EXTM3U"), "{playlist}");
-    let init = playlist
-        .lines()
-        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
-        .map(|l| l.trim_end_matches('"').to_string())
-        .expect("EXT-X-MAP");
-    let last = playlist
-        .lines()
-        .rfind(|l| l.ends_with(".m4s"))
-        .expect("a segment");
-    // Segment bodies are binary: fetch them raw.
-    let mut file = Vec::new();
-    for name in [init.as_str(), last] {
-        let req = axum::http::Request::get(format!("/hls/{id}/{name}"))
-            .body(axum::body::Body::empty())
-            .unwrap();
-        let res = tower::ServiceExt::oneshot(r.app.router.clone(), req)
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "{name}");
-        file.extend_from_slice(
-            &axum::body::to_bytes(res.into_body(), 64 << 20)
-                .await
-                .unwrap(),
-        );
-    }
+/// A site path's body, raw (segments are binary).
+async fn fetch_raw(r: &Running, path: &str) -> bytes::Bytes {
+    let req = axum::http::Request::get(path)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(r.app.router.clone(), req)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    axum::body::to_bytes(res.into_body(), 256 << 20)
+        .await
+        .unwrap()
+}
+
+/// What ffprobe says (as JSON) of `media` written to a file.
+fn ffprobe_json(media: &[u8], args: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("live.mp4");
-    std::fs::write(&path, &file).unwrap();
+    let path = dir.path().join("media.mp4");
+    std::fs::write(&path, media).unwrap();
     let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_streams",
-            "-of",
-            "json",
-        ])
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
         .arg(&path)
         .output()
         .expect("ffprobe");
@@ -170,6 +132,47 @@ async fn probe_live_hls(r: &Running, id: &str) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn format_duration(probe: &Value) -> f64 {
+    probe["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The init segment and media segments a playlist lists, in order (`newest_only` keeps the last).
+fn playlist_files(text: &str, newest_only: bool) -> Vec<String> {
+    let init = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .map(|l| l.trim_end_matches('"').to_string())
+        .expect("EXT-X-MAP");
+    let mut segments: Vec<String> = text
+        .lines()
+        .filter(|l| l.ends_with(".m4s"))
+        .map(String::from)
+        .collect();
+    assert!(!segments.is_empty(), "a segment: {text}");
+    if newest_only {
+        segments = segments.split_off(segments.len() - 1);
+    }
+    std::iter::once(init).chain(segments).collect()
+}
+
+/// Fetches the live playlist's init segment and newest media segment and asks ffprobe what it
+/// sees in them.
+async fn probe_live_hls(r: &Running, id: &str) -> Value {
+    let (status, playlist) = get(r, &format!("/hls/{id}/index.m3u8")).await;
+    assert_eq!(status, 200);
+    let playlist = String::from_utf8(playlist.to_vec()).unwrap();
+    assert!(playlist.starts_with("#EXTM3U"), "{playlist}");
+    let mut file = Vec::new();
+    for name in playlist_files(&playlist, true) {
+        file.extend_from_slice(&fetch_raw(r, &format!("/hls/{id}/{name}")).await);
+    }
+    ffprobe_json(&file, &["-count_frames", "-show_streams"])
 }
 
 fn probe_stream<'a>(probe: &'a Value, kind: &str) -> Option<&'a Value> {
@@ -356,55 +359,25 @@ async fn shutdown_ends_live_sessions() {
     assert_eq!(open, 0, "graceful shutdown closes sessions");
 }
 
+/// The site path of an absolute asset URL.
+fn asset_path(url: &str) -> String {
+    format!("/assets/{}", url.split_once("/assets/").unwrap().1)
+}
+
 /// Downloads an asset URL through the router and asks ffprobe for its duration and streams.
 async fn probe_asset(r: &Running, url: &str) -> (f64, Vec<String>) {
-    let path = url
-        .split_once("/assets/")
-        .map(|(_, p)| format!("/assets/{p}"))
-        .unwrap();
-    let req = axum::http::Request::get(&path)
-        .body(axum::body::Body::empty())
-        .unwrap();
-    let res = tower::ServiceExt::oneshot(r.app.router.clone(), req)
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "{path}");
-    let body = axum::body::to_bytes(res.into_body(), 256 << 20)
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("rec.mp4");
-    std::fs::write(&file, &body).unwrap();
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration:stream=codec_type",
-            "-of",
-            "json",
-        ])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let media = fetch_raw(r, &asset_path(url)).await;
+    let v = ffprobe_json(
+        &media,
+        &["-show_entries", "format=duration:stream=codec_type"],
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let duration = v["format"]["duration"]
-        .as_str()
-        .unwrap()
-        .parse::<f64>()
-        .unwrap();
     let kinds = v["streams"]
         .as_array()
         .unwrap()
         .iter()
         .map(|s| s["codec_type"].as_str().unwrap().to_string())
         .collect();
-    (duration, kinds)
+    (format_duration(&v), kinds)
 }
 
 fn vods(s: &Value) -> Vec<Value> {
@@ -538,14 +511,6 @@ async fn split_recordings_add_up_and_rec_forces_recording() {
     r.stop().await;
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The real binary, as an operator runs it.
 fn liveproc(data: &std::path::Path, http: u16, rtmp: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_liveproc"))
@@ -659,10 +624,7 @@ fn playlist_seconds(text: &str) -> f64 {
 }
 
 async fn fetch_text(r: &Running, url: &str) -> String {
-    let path = format!("/assets/{}", url.split_once("/assets/").unwrap().1);
-    let (status, body) = get(r, &path).await;
-    assert_eq!(status, 200, "{path}");
-    String::from_utf8(body.to_vec()).unwrap()
+    String::from_utf8(fetch_raw(r, &asset_path(url)).await.to_vec()).unwrap()
 }
 
 #[tokio::test]
@@ -707,55 +669,13 @@ async fn replay_keeps_the_session_and_ends_its_playlist() {
         "playlist holds the session: {seconds}"
     );
     // The segments it lists decode as one MP4 of the session's length.
-    let base = replay["hls"]
-        .as_str()
-        .unwrap()
-        .rsplit_once('/')
-        .unwrap()
-        .0
-        .to_string();
+    let base = asset_path(replay["hls"].as_str().unwrap());
+    let base = base.rsplit_once('/').unwrap().0;
     let mut file = Vec::new();
-    let names = text.lines().filter_map(|l| {
-        l.strip_prefix("#EXT-X-MAP:URI=\"")
-            .map(|u| u.trim_end_matches('"'))
-            .or(l.ends_with(".m4s").then_some(l))
-    });
-    for name in names {
-        let path = format!("/assets/{}/{name}", base.split_once("/assets/").unwrap().1);
-        let req = axum::http::Request::get(&path)
-            .body(axum::body::Body::empty())
-            .unwrap();
-        let res = tower::ServiceExt::oneshot(r.app.router.clone(), req)
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "{path}");
-        file.extend_from_slice(
-            &axum::body::to_bytes(res.into_body(), 64 << 20)
-                .await
-                .unwrap(),
-        );
+    for name in playlist_files(&text, false) {
+        file.extend_from_slice(&fetch_raw(&r, &format!("{base}/{name}")).await);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let local = dir.path().join("replay.mp4");
-    std::fs::write(&local, &file).unwrap();
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&local)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let probed: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let probed = format_duration(&ffprobe_json(&file, &["-show_entries", "format=duration"]));
     assert!((probed - 7.0).abs() <= 1.0, "replay decodes: {probed}");
     r.stop().await;
 }

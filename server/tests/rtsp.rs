@@ -5,17 +5,8 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Running, OPERATOR_KEY as OP};
-use serde_json::{json, Value};
-
-/// A free loopback port (bound, then released for the camera to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{free_port, until, Running, OPERATOR_KEY as OP};
+use serde_json::json;
 
 struct Camera(Child);
 
@@ -45,21 +36,6 @@ impl Drop for Camera {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-async fn until(r: &Running, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let s = r.app.get(&format!("/api/v1/stream/{id}"), OP).await.body;
-        if check(&s) {
-            return s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}: {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

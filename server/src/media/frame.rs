@@ -68,6 +68,20 @@ impl VideoParams {
         })
     }
 
+    /// High profile 3.1 parameters of the given size, for tests of writers that only copy them.
+    #[cfg(test)]
+    pub(crate) fn for_tests(width: u32, height: u32) -> VideoParams {
+        VideoParams {
+            avcc: Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff, 0xe0, 0]),
+            sps: Bytes::new(),
+            profile_idc: 0x64,
+            constraints: 0,
+            level_idc: 0x1f,
+            width,
+            height,
+        }
+    }
+
     /// RFC 6381 codec string, e.g. `avc1.64001f`.
     pub fn codec(&self) -> String {
         format!(

@@ -363,15 +363,7 @@ mod tests {
     use super::*;
 
     fn video_params() -> VideoParams {
-        VideoParams {
-            avcc: Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff, 0xe0, 0]),
-            sps: Bytes::new(),
-            profile_idc: 0x64,
-            constraints: 0,
-            level_idc: 0x1f,
-            width: 640,
-            height: 360,
-        }
+        VideoParams::for_tests(640, 360)
     }
 
     #[test]

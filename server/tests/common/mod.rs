@@ -257,3 +257,32 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// A free loopback port (bound, then released for a server to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls stream `id` through the API until `check` holds on it (at most 30 s).
+pub async fn until(r: &Running, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        let s = r
+            .app
+            .get(&format!("/api/v1/stream/{id}"), OPERATOR_KEY)
+            .await
+            .body;
+        if check(&s) {
+            return s;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "timed out waiting for {what}: {s}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -433,15 +433,7 @@ mod tests {
 
     #[test]
     fn duration_counts_complete_fragments_only() {
-        let v = VideoParams {
-            avcc: Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff, 0xe0, 0]),
-            sps: Bytes::new(),
-            profile_idc: 0x64,
-            constraints: 0,
-            level_idc: 0x1f,
-            width: 64,
-            height: 64,
-        };
+        let v = VideoParams::for_tests(64, 64);
         let mut file = init_segment(Some(&v), None).to_vec();
         let frames: Vec<Frame> = (0..25)
             .map(|i| Frame {
@@ -469,15 +461,7 @@ mod tests {
 
     #[test]
     fn init_segment_nests() {
-        let v = VideoParams {
-            avcc: Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff, 0xe0, 0]),
-            sps: Bytes::new(),
-            profile_idc: 0x64,
-            constraints: 0,
-            level_idc: 0x1f,
-            width: 1280,
-            height: 720,
-        };
+        let v = VideoParams::for_tests(1280, 720);
         let a = AudioParams::from_asc(Bytes::from_static(&[0x11, 0x90])).unwrap();
         let init = init_segment(Some(&v), Some(&a));
         let top = boxes(&init);
