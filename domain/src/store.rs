@@ -773,13 +773,12 @@ impl Store {
     /// The stream an encoder may publish to with this stream name (only passthrough streams take
     /// ingest; profile streams are fed by transcoding).
     pub async fn ingest_target(&self, streamname: &str) -> Result<Option<IngestTarget>, ApiError> {
-        Ok(sqlx::query_as::<_, IngestTarget>(
-            "SELECT s.id AS stream_id, s.organisation_id, s.profile, g.source FROM streams s \
-             JOIN stream_groups g ON g.id = s.group_id WHERE s.streamname = $1",
+        Ok(
+            sqlx::query_as::<_, IngestTarget>(&format!("{INGEST_SELECT} WHERE s.streamname = $1"))
+                .bind(streamname)
+                .fetch_optional(&self.pool)
+                .await?,
         )
-        .bind(streamname)
-        .fetch_optional(&self.pool)
-        .await?)
     }
 
     /// The same, by stream id (RTSP workers know their stream, not a name).
@@ -787,26 +786,22 @@ impl Store {
         &self,
         stream_id: &str,
     ) -> Result<Option<IngestTarget>, ApiError> {
-        Ok(sqlx::query_as::<_, IngestTarget>(
-            "SELECT s.id AS stream_id, s.organisation_id, s.profile, g.source FROM streams s \
-             JOIN stream_groups g ON g.id = s.group_id WHERE s.id = $1",
+        Ok(
+            sqlx::query_as::<_, IngestTarget>(&format!("{INGEST_SELECT} WHERE s.id = $1"))
+                .bind(stream_id)
+                .fetch_optional(&self.pool)
+                .await?,
         )
-        .bind(stream_id)
-        .fetch_optional(&self.pool)
-        .await?)
     }
 
     /// Every stream to pull: (passthrough stream id, rtsp URL).
     pub async fn rtsp_sources(&self) -> Result<Vec<(String, String)>, ApiError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT s.id, g.source FROM streams s JOIN stream_groups g ON g.id = s.group_id \
              WHERE g.source IS NOT NULL AND s.profile = 'passthrough'",
         )
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("source")?)))
-            .collect()
+        .await?)
     }
 
     /// Opens a session: copies the saved settings, which the session keeps until it ends.
@@ -947,12 +942,11 @@ impl Store {
 
     /// Files a crash left in `writing`: (id, path below the assets folder).
     pub async fn writing_assets(&self) -> Result<Vec<(String, String)>, ApiError> {
-        let rows = sqlx::query("SELECT id, path FROM assets WHERE status = 'writing'")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("path")?)))
-            .collect()
+        Ok(
+            sqlx::query_as("SELECT id, path FROM assets WHERE status = 'writing'")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// A session's replay, for its rewatch page: the stream object and the replay entry.
@@ -1364,6 +1358,9 @@ struct StreamRow {
     name: String,
     source: Option<String>,
 }
+
+const INGEST_SELECT: &str = "SELECT s.id AS stream_id, s.organisation_id, s.profile, g.source \
+     FROM streams s JOIN stream_groups g ON g.id = s.group_id";
 
 /// Where an ingest lands.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -77,6 +77,23 @@ async fn wait_exit(mut child: Child, limit: Duration) -> std::process::ExitStatu
     }
 }
 
+/// Saves processing settings through the API (they apply at the next ingest).
+async fn set_processing(r: &Running, id: &str, body: Value) -> Value {
+    let a = r
+        .app
+        .put(&format!("/api/v1/stream/{id}/processing"), OP, body)
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.body
+}
+
+/// Publishes `seconds` of SMALL to `app/name` and waits for ffmpeg to finish cleanly.
+async fn publish_all(r: &Running, app: &str, name: &str, seconds: u32) {
+    let p = Publish { seconds, ..SMALL };
+    let status = wait_exit(ffmpeg(r.rtmp, app, name, &p), Duration::from_secs(30)).await;
+    assert!(status.success(), "ffmpeg published cleanly");
+}
+
 async fn create(r: &Running) -> (String, String) {
     let a = r
         .app
@@ -394,24 +411,8 @@ fn vods(s: &Value) -> Vec<Value> {
 async fn recording_is_an_mp4_of_the_session() {
     let r = Running::start().await;
     let (id, name) = create(&r).await;
-    let on = r
-        .app
-        .put(
-            &format!("/api/v1/stream/{id}/processing"),
-            OP,
-            json!({"recording": {"enabled": true}}),
-        )
-        .await;
-    assert_eq!(on.status, 200);
-    let p = Publish {
-        seconds: 8,
-        ..SMALL
-    };
-    assert!(
-        wait_exit(ffmpeg(r.rtmp, "live", &name, &p), Duration::from_secs(30))
-            .await
-            .success()
-    );
+    set_processing(&r, &id, json!({"recording": {"enabled": true}})).await;
+    publish_all(&r, "live", &name, 8).await;
     let s = until(&r, &id, "a ready recording", |s| {
         s["state"] == "idle" && vods(s).first().is_some_and(|v| v["status"] == "ready")
     })
@@ -472,24 +473,9 @@ async fn split_recordings_add_up_and_rec_forces_recording() {
     let r = Running::start().await;
     let (id, name) = create(&r).await;
     // Recording is off in the settings, but the `rec` application forces it; 3 s per file.
-    let set = r
-        .app
-        .put(
-            &format!("/api/v1/stream/{id}/processing"),
-            OP,
-            json!({"recording": {"duration": 3}}),
-        )
-        .await;
-    assert_eq!(set.body["processing"]["recording"]["enabled"], false);
-    let p = Publish {
-        seconds: 9,
-        ..SMALL
-    };
-    assert!(
-        wait_exit(ffmpeg(r.rtmp, "rec", &name, &p), Duration::from_secs(30))
-            .await
-            .success()
-    );
+    let set = set_processing(&r, &id, json!({"recording": {"duration": 3}})).await;
+    assert_eq!(set["processing"]["recording"]["enabled"], false);
+    publish_all(&r, "rec", &name, 9).await;
     let s = until(&r, &id, "ready recordings", |s| {
         s["state"] == "idle"
             && !vods(s).is_empty()
@@ -631,24 +617,13 @@ async fn fetch_text(r: &Running, url: &str) -> String {
 async fn replay_keeps_the_session_and_ends_its_playlist() {
     let r = Running::start().await;
     let (id, name) = create(&r).await;
-    let on = r
-        .app
-        .put(
-            &format!("/api/v1/stream/{id}/processing"),
-            OP,
-            json!({"replay": {"enabled": true, "duration": null}}),
-        )
-        .await;
-    assert_eq!(on.status, 200);
-    let p = Publish {
-        seconds: 7,
-        ..SMALL
-    };
-    assert!(
-        wait_exit(ffmpeg(r.rtmp, "live", &name, &p), Duration::from_secs(30))
-            .await
-            .success()
-    );
+    set_processing(
+        &r,
+        &id,
+        json!({"replay": {"enabled": true, "duration": null}}),
+    )
+    .await;
+    publish_all(&r, "live", &name, 7).await;
     let s = until(&r, &id, "an ended replay", |s| {
         s["state"] == "idle" && s["playout"]["replay"][0]["endedAt"].is_string()
     })
@@ -684,13 +659,12 @@ async fn replay_keeps_the_session_and_ends_its_playlist() {
 async fn replay_window_slides_while_live() {
     let r = Running::start().await;
     let (id, name) = create(&r).await;
-    r.app
-        .put(
-            &format!("/api/v1/stream/{id}/processing"),
-            OP,
-            json!({"replay": {"enabled": true, "duration": 10}}),
-        )
-        .await;
+    set_processing(
+        &r,
+        &id,
+        json!({"replay": {"enabled": true, "duration": 10}}),
+    )
+    .await;
     let p = Publish {
         seconds: 26,
         ..SMALL
