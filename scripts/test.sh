@@ -20,6 +20,12 @@ cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 log "PostgreSQL"
 LIVEPROC_TEST_POSTGRES_URL=$(start_postgres)
 export LIVEPROC_TEST_POSTGRES_URL
+case "$LIVEPROC_TEST_POSTGRES_URL" in
+  postgres://*) log "PostgreSQL at ${LIVEPROC_TEST_POSTGRES_URL/:liveproc-test@/:***@}" ;;
+  *) echo "start_postgres printed no usable URL: '$LIVEPROC_TEST_POSTGRES_URL'" >&2; exit 1 ;;
+esac
+for _ in $(seq 30); do psql "$LIVEPROC_TEST_POSTGRES_URL" -qAtc 'select 1' >/dev/null 2>&1 && break; sleep 1; done
+psql "$LIVEPROC_TEST_POSTGRES_URL" -qAtc 'select 1' >/dev/null
 
 log "unit and integration tests (SQLite and PostgreSQL)"
 cargo nextest run -p server -p domain -p app --no-fail-fast

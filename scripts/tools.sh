@@ -68,10 +68,11 @@ start_postgres() {
   local ver
   ver=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
   if ! pg_lsclusters -h | grep -q "^$ver main"; then
-    pg_createcluster "$ver" main >/dev/null
+    pg_createcluster "$ver" main >&2
   fi
-  pg_lsclusters -h | grep -q "^$ver main .* online" || pg_ctlcluster "$ver" main start
-  su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'liveproc-test'\"" >/dev/null
+  # pg_ctlcluster prints its systemd warning on stdout; only the URL may reach stdout here.
+  pg_lsclusters -h | grep -q "^$ver main .* online" || pg_ctlcluster "$ver" main start >&2
+  su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'liveproc-test'\"" >&2
   local port
   port=$(pg_lsclusters -h | awk -v v="$ver" '$1 == v && $2 == "main" { print $3 }')
   echo "postgres://postgres:liveproc-test@127.0.0.1:$port/postgres"
