@@ -13,6 +13,9 @@ use crate::error::ApiError;
 use crate::settings::{Processing, ProcessingPatch, PROFILES};
 use crate::view::*;
 
+mod clips;
+pub use clips::{check_clip_request, MAX_CLIP_SECONDS, MIN_CLIP_SECONDS};
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// Dashboard sign-ins last a week.
@@ -182,18 +185,45 @@ fn with_create_mode(url: &str) -> String {
     }
 }
 
-/// Live figures come from the media engine, which the store only reads (weakly: the engine
-/// holds the store).
-pub trait LiveSource: Send + Sync {
+/// What the store asks of the media engine: live figures, and cutting clips from replay files.
+/// Held weakly: the engine holds the store.
+pub trait MediaEngine: Send + Sync {
     fn stats(&self, stream_id: &str) -> Option<LiveStats>;
     fn source_state(&self, stream_id: &str) -> Option<SourceState>;
+    fn cut_clip(&self, job: ClipJob) -> BoxFuture<Result<ClipCut, ApiError>>;
+    /// Removes files below the assets folder (a missing file is fine).
+    fn remove_files(&self, paths: Vec<String>) -> BoxFuture<()>;
+}
+
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// A clip to cut: paths are below the assets folder.
+#[derive(Debug, Clone)]
+pub struct ClipJob {
+    /// The session's replay folder (holding `index.m3u8`).
+    pub replay_dir: String,
+    pub started_at_ms: i64,
+    pub start: f64,
+    pub end: f64,
+    /// Where the MP4 goes.
+    pub out: String,
+    /// Where a poster JPEG of the first frame goes, if the engine can make one.
+    pub poster: String,
+}
+
+/// What a cut wrote.
+#[derive(Debug, Clone)]
+pub struct ClipCut {
+    pub duration: f64,
+    pub size: i64,
+    pub poster: bool,
 }
 
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     postgres: bool,
-    live: std::sync::Arc<std::sync::OnceLock<std::sync::Weak<dyn LiveSource>>>,
+    live: std::sync::Arc<std::sync::OnceLock<std::sync::Weak<dyn MediaEngine>>>,
 }
 
 impl Store {
@@ -231,7 +261,7 @@ impl Store {
     }
 
     /// Lets stream objects carry live figures from `source`.
-    pub fn set_live_source(&self, source: std::sync::Weak<dyn LiveSource>) {
+    pub fn set_media_engine(&self, source: std::sync::Weak<dyn MediaEngine>) {
         let _ = self.live.set(source);
     }
 
@@ -241,6 +271,13 @@ impl Store {
 
     fn source_state(&self, stream_id: &str) -> Option<SourceState> {
         self.live.get()?.upgrade()?.source_state(stream_id)
+    }
+
+    fn media(&self) -> Result<std::sync::Arc<dyn MediaEngine>, ApiError> {
+        self.live
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .ok_or_else(|| ApiError::new(503, "unavailable", "the media engine is not running"))
     }
 
     pub fn backend(&self) -> &'static str {

@@ -296,3 +296,56 @@ pub struct CreateStream {
 pub struct Transcoding {
     pub profiles: Vec<String>,
 }
+
+/// A clip cut from a session's replay (`POST /api/v1/replay/{session}/clip`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ClipView {
+    pub id: String,
+    /// The MP4 (moov first, starts at 0).
+    pub url: String,
+    /// The public share page `/clip/ID`.
+    pub share_url: String,
+    /// Seconds from the session's start.
+    pub start: f64,
+    pub end: f64,
+    pub duration: f64,
+    pub title: Option<String>,
+    pub created_at: String,
+    pub session_id: String,
+    pub stream_id: String,
+    pub size: Option<i64>,
+    /// A JPEG of the clip's first frame, when one could be made.
+    pub poster: Option<String>,
+}
+
+/// What `/clip/ID` shows without signing in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedClip {
+    pub clip: ClipView,
+    /// The stream's name (or its stream name when it has none).
+    pub stream_name: String,
+    /// When the clip's first frame was live (UTC).
+    pub recorded_at: String,
+}
+
+/// Body of `POST /api/v1/replay/{session}/clip`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+pub struct ClipRequest {
+    /// In-point, seconds from the session's start.
+    pub start: f64,
+    /// Out-point, seconds from the session's start.
+    pub end: f64,
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+/// `GET /api/v1/replay/{session}/clips`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+pub struct ClipList {
+    pub clips: Vec<ClipView>,
+}

@@ -11,6 +11,7 @@ pub struct Metrics {
     /// API requests by status class: index 0 = 1xx … 4 = 5xx.
     api_requests: [AtomicU64; 5],
     auth_failures: AtomicU64,
+    clips: AtomicU64,
 }
 
 impl Metrics {
@@ -21,6 +22,10 @@ impl Metrics {
 
     pub fn auth_failure(&self) {
         self.auth_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn clip_cut(&self) {
+        self.clips.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Prometheus text exposition format 0.0.4; `live` holds each live stream's id and figures.
@@ -67,6 +72,11 @@ impl Metrics {
             out,
             "# HELP liveproc_auth_failures_total Requests with an unknown API key.\n# TYPE liveproc_auth_failures_total counter\nliveproc_auth_failures_total {}",
             self.auth_failures.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP liveproc_clips_total Clips cut through the API.\n# TYPE liveproc_clips_total counter\nliveproc_clips_total {}",
+            self.clips.load(Ordering::Relaxed)
         );
         type Figure = fn(&LiveStats) -> f64;
         let per_stream: [(&str, &str, &str, Figure); 5] = [

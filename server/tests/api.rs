@@ -767,6 +767,10 @@ async fn health_metrics_and_openapi(b: Backend) {
         ("/api/v1/organisations", "post"),
         ("/api/v1/organisations/{id}/packages", "put"),
         ("/api/v1/keys", "post"),
+        ("/api/v1/replay/{session}/clip", "post"),
+        ("/api/v1/replay/{session}/clips", "get"),
+        ("/api/v1/clip/{id}", "get"),
+        ("/api/v1/clip/{id}", "delete"),
     ];
     for (p, m) in expected {
         assert!(
@@ -778,7 +782,7 @@ async fn health_metrics_and_openapi(b: Backend) {
     for (p, item) in paths {
         for method in item.as_object().unwrap().keys() {
             operations += 1;
-            let uri = p.replace("{id}", "some-id");
+            let uri = p.replace("{id}", "some-id").replace("{session}", "some-id");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let a = app.call(m, &uri, None, None).await;
             assert_eq!(a.status, 401, "{method} {p} is routed and needs a key");

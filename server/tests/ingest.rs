@@ -655,6 +655,140 @@ async fn replay_keeps_the_session_and_ends_its_playlist() {
     r.stop().await;
 }
 
+/// Where a box of this type first starts in `file`, if it is a top-level box.
+fn top_box(file: &[u8], kind: &[u8; 4]) -> Option<usize> {
+    let mut at = 0usize;
+    while at + 16 <= file.len() {
+        let mut size = u32::from_be_bytes(file[at..at + 4].try_into().unwrap()) as u64;
+        if &file[at + 4..at + 8] == kind {
+            return Some(at);
+        }
+        if size == 1 {
+            size = u64::from_be_bytes(file[at + 8..at + 16].try_into().unwrap());
+        }
+        if size < 8 {
+            return None;
+        }
+        at += size as usize;
+    }
+    None
+}
+
+#[tokio::test]
+async fn clips_cut_the_replay_without_reencoding() {
+    let r = Running::start().await;
+    let (id, name) = create(&r).await;
+    set_processing(
+        &r,
+        &id,
+        json!({"replay": {"enabled": true, "duration": null}}),
+    )
+    .await;
+    publish_all(&r, "live", &name, 10).await;
+    let s = until(&r, &id, "an ended replay", |s| {
+        s["state"] == "idle" && s["playout"]["replay"][0]["endedAt"].is_string()
+    })
+    .await;
+    let session = s["playout"]["replay"][0]["sessionId"].as_str().unwrap();
+    let clip_path = format!("/api/v1/replay/{session}/clip");
+
+    // An in-point between keyframes (they come every second): the edit list starts it there.
+    let a = r
+        .app
+        .post(
+            &clip_path,
+            OP,
+            json!({"start": 2.3, "end": 6.5, "title": "goal"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let clip = a.body;
+    assert_eq!(clip["duration"], 4.2);
+    assert_eq!(clip["start"], 2.3);
+    assert_eq!(clip["title"], "goal");
+    let clip_id = clip["id"].as_str().unwrap();
+    assert!(clip["shareUrl"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/clip/{clip_id}")));
+    let media = fetch_raw(&r, &asset_path(clip["url"].as_str().unwrap())).await;
+    let (moov, mdat) = (top_box(&media, b"moov"), top_box(&media, b"mdat"));
+    assert!(
+        moov.is_some() && moov < mdat,
+        "moov first (fast start): {moov:?} {mdat:?}"
+    );
+    let probe = ffprobe_json(
+        &media,
+        &[
+            "-count_frames",
+            "-show_entries",
+            "format=duration,start_time:stream=codec_type,nb_read_frames,start_time",
+        ],
+    );
+    let duration = format_duration(&probe);
+    assert!(
+        (duration - 4.2).abs() <= 0.04,
+        "one frame or better: {duration}"
+    );
+    let start: f64 = probe["format"]["start_time"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(start.abs() < 0.001, "starts at 0: {probe}");
+    let video = probe_stream(&probe, "video").expect("video");
+    assert!(probe_stream(&probe, "audio").is_some(), "audio: {probe}");
+    let frames: f64 = video["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (frames - 4.2 * 25.0).abs() <= 2.0,
+        "the edit list shows 4.2 s of 25 fps: {frames}"
+    );
+
+    // Ranges that cannot be cut answer 4xx and say why.
+    for (body, status) in [
+        (json!({"start": 5, "end": 3}), 400),
+        (json!({"start": -1, "end": 3}), 400),
+        (json!({"start": 1, "end": 1.05}), 400),
+        (json!({"start": 5, "end": 60}), 422),
+        (json!({"start": "a", "end": 2}), 400),
+    ] {
+        let a = r.app.post(&clip_path, OP, body.clone()).await;
+        assert_eq!(a.status, status, "{body}: {}", a.text);
+        assert!(
+            a.body["error"]["message"].as_str().unwrap().len() > 10,
+            "{}",
+            a.text
+        );
+    }
+    let a = r
+        .app
+        .post(
+            "/api/v1/replay/no-such-session/clip",
+            OP,
+            json!({"start": 1, "end": 2}),
+        )
+        .await;
+    assert_eq!(a.status, 404);
+
+    // Listed per session; deleting removes the file and the listing.
+    let list = r
+        .app
+        .get(&format!("/api/v1/replay/{session}/clips"), OP)
+        .await;
+    assert_eq!(list.body["clips"].as_array().unwrap().len(), 1);
+    assert_eq!(list.body["clips"][0]["id"], clip_id);
+    let a = r.app.delete(&format!("/api/v1/clip/{clip_id}"), OP).await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    let (status, _) = get(&r, &asset_path(clip["url"].as_str().unwrap())).await;
+    assert_eq!(status, 404);
+    let list = r
+        .app
+        .get(&format!("/api/v1/replay/{session}/clips"), OP)
+        .await;
+    assert_eq!(list.body["clips"], json!([]));
+    r.stop().await;
+}
+
 #[tokio::test]
 async fn replay_window_slides_while_live() {
     let r = Running::start().await;
@@ -690,6 +824,18 @@ async fn replay_window_slides_while_live() {
         "old segments left: {text}"
     );
     assert!(!text.contains("ENDLIST"));
+    // What slid out of the window can no longer be cut.
+    let session = s["playout"]["replay"][0]["sessionId"].as_str().unwrap();
+    let a = r
+        .app
+        .post(
+            &format!("/api/v1/replay/{session}/clip"),
+            OP,
+            json!({"start": 0.5, "end": 2}),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert!(a.text.contains("holds"), "{}", a.text);
     assert!(wait_exit(child, Duration::from_secs(30)).await.success());
     let text = fetch_text(&r, &url).await;
     assert!(text.ends_with("#EXT-X-ENDLIST\n"));

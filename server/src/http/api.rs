@@ -7,7 +7,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Json;
 use domain::store::{ListFilter, Role, DEFAULT_ASSET_LIMIT};
-use domain::view::{CreateStream, OrganisationView, StreamView};
+use domain::view::{ClipList, ClipRequest, ClipView, CreateStream, OrganisationView, StreamView};
 use domain::{ApiError, ProcessingPatch};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -56,6 +56,9 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(create_organisation))
         .routes(routes!(set_packages))
         .routes(routes!(create_key))
+        .routes(routes!(create_clip))
+        .routes(routes!(list_clips))
+        .routes(routes!(get_clip, delete_clip))
         .split_for_parts()
 }
 
@@ -389,4 +392,73 @@ mod tests {
         );
         assert!(asset_limit(Some("x")).is_err());
     }
+}
+
+/// Cut a clip from a session's replay, without re-encoding: an MP4 (moov first) that starts at
+/// the in-point through an edit list. `start`/`end` are seconds from the session's start.
+#[utoipa::path(post, path = "/api/v1/replay/{session}/clip", tag = "clips",
+    params(("session" = String, Path)),
+    request_body = ClipRequest,
+    responses((status = 201, body = ClipView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_clip(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(session): Path<String>,
+    Body(req): Body<ClipRequest>,
+) -> Result<(StatusCode, Json<ClipView>), Error> {
+    let clip = s
+        .services
+        .store
+        .create_clip(&p, &session, &req, &s.services.urls)
+        .await?;
+    s.metrics.clip_cut();
+    Ok((StatusCode::CREATED, Json(clip)))
+}
+
+/// A session's clips, newest first.
+#[utoipa::path(get, path = "/api/v1/replay/{session}/clips", tag = "clips",
+    params(("session" = String, Path)),
+    responses((status = 200, body = ClipList), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn list_clips(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(session): Path<String>,
+) -> Result<Json<ClipList>, Error> {
+    let clips = s
+        .services
+        .store
+        .clips(&p, &session, &s.services.urls)
+        .await?;
+    Ok(Json(ClipList { clips }))
+}
+
+#[utoipa::path(get, path = "/api/v1/clip/{id}", tag = "clips",
+    params(("id" = String, Path)),
+    responses((status = 200, body = ClipView), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn get_clip(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<ClipView>, Error> {
+    Ok(Json(
+        s.services.store.clip(&p, &id, &s.services.urls).await?,
+    ))
+}
+
+/// Delete a clip and its files; its share link stops working.
+#[utoipa::path(delete, path = "/api/v1/clip/{id}", tag = "clips",
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn delete_clip(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Error> {
+    s.services.store.delete_clip(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

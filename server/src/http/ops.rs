@@ -23,7 +23,7 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, Error> {
-    use domain::store::LiveSource;
+    use domain::store::MediaEngine;
     let counts = s.services.store.counts().await?;
     let live: Vec<_> = s
         .engine

@@ -20,8 +20,10 @@ const WINDOW: usize = 10;
 pub(crate) struct Segment {
     sequence: u64,
     pub(crate) duration: f64,
-    /// Wall-clock time its first frame reached the server (EXT-X-PROGRAM-DATE-TIME), so players
-    /// can tell how far behind real time they play.
+    /// EXT-X-PROGRAM-DATE-TIME of its first frame: when the session's first frame reached the
+    /// server plus media time since then. Tied to media time (not each segment's arrival) so a
+    /// player's date maps exactly onto the session timeline that clips are cut on, and players
+    /// can still tell how far behind real time they play.
     wall_ms: i64,
     init: u32,
     pub(crate) data: Bytes,
@@ -198,6 +200,9 @@ pub(crate) struct Segmenter {
     audio_frames: Vec<Frame>,
     /// Arrival time of the open segment's first frame.
     open_wall_ms: Option<i64>,
+    /// (arrival ms, first presentation time in 90 kHz) of the first segment: the clock that
+    /// every segment's program date follows.
+    anchor: Option<(i64, i64)>,
     /// Set by a writer that starts a new file: the next fragment's first frames become time 0.
     pub(crate) rebase_next: bool,
     /// Subtracted from decode times (video, audio), so each recording file starts at 0.
@@ -324,10 +329,18 @@ impl Segmenter {
         ];
         self.sequence += 1;
         let data = fmp4::fragment(self.sequence as u32, &runs);
-        let wall_ms = self
+        let arrived = self
             .open_wall_ms
             .take()
             .unwrap_or_else(domain::store::now_ms);
+        // First presentation time of the segment in 90 kHz (video's first frame, else audio's).
+        let start_90k = match (video.first(), audio.first(), rate) {
+            (Some(v), _, _) => v.pts,
+            (None, Some(a), Some(r)) => a.dts * i64::from(VIDEO_TIMESCALE) / r,
+            _ => 0,
+        };
+        let (anchor_ms, anchor_90k) = *self.anchor.get_or_insert((arrived, start_90k));
+        let wall_ms = anchor_ms + (start_90k - anchor_90k) / 90;
         Some((
             new_init,
             Segment {

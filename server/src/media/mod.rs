@@ -2,6 +2,7 @@
 //! (live HLS now; thumbnails, motion clips, recording, replay later) consume it.
 
 pub mod bus;
+pub mod clip;
 pub mod frame;
 pub mod hls;
 pub mod ingest;
@@ -150,8 +151,8 @@ impl Engine {
             live: Mutex::default(),
             hls: Mutex::default(),
         });
-        let weak: std::sync::Weak<dyn domain::store::LiveSource> = Arc::downgrade(&engine) as _;
-        engine.store.set_live_source(weak);
+        let weak: std::sync::Weak<dyn domain::store::MediaEngine> = Arc::downgrade(&engine) as _;
+        engine.store.set_media_engine(weak);
         engine
     }
 
@@ -323,7 +324,7 @@ impl Engine {
 
     /// Removes the files of a deleted stream (its rows are gone with it).
     pub async fn delete_files(&self, stream_id: &str) {
-        for kind in ["recordings", "replay"] {
+        for kind in ["recordings", "replay", "clips"] {
             let dir = self.assets.join(kind).join(stream_id);
             match tokio::fs::remove_dir_all(&dir).await {
                 Ok(()) => {}
@@ -357,7 +358,7 @@ impl Engine {
     }
 }
 
-impl domain::store::LiveSource for Engine {
+impl domain::store::MediaEngine for Engine {
     fn stats(&self, stream_id: &str) -> Option<domain::view::LiveStats> {
         let s = self
             .live
@@ -393,6 +394,56 @@ impl domain::store::LiveSource for Engine {
                 last_error: s.last_error,
                 attempts: s.attempts,
             })
+    }
+
+    fn cut_clip(
+        &self,
+        job: domain::store::ClipJob,
+    ) -> domain::store::BoxFuture<Result<domain::store::ClipCut, domain::ApiError>> {
+        let assets = self.assets.clone();
+        Box::pin(async move {
+            let began = std::time::Instant::now();
+            let out = assets.join(&job.out);
+            let cut = tokio::task::spawn_blocking(move || {
+                if let Some(dir) = out.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| clip::ClipError::Io(format!("clip folder: {e}")))?;
+                }
+                clip::cut(
+                    &assets.join(&job.replay_dir),
+                    job.started_at_ms,
+                    job.start,
+                    job.end,
+                    &out,
+                )
+            })
+            .await
+            .map_err(|e| domain::ApiError::new(500, "clip_failed", e.to_string()))??;
+            tracing::info!(
+                seconds = cut.duration,
+                bytes = cut.size,
+                took_ms = began.elapsed().as_millis() as u64,
+                "clip cut"
+            );
+            Ok(domain::store::ClipCut {
+                duration: cut.duration,
+                size: cut.size as i64,
+                poster: false,
+            })
+        })
+    }
+
+    fn remove_files(&self, paths: Vec<String>) -> domain::store::BoxFuture<()> {
+        let assets = self.assets.clone();
+        Box::pin(async move {
+            for p in paths {
+                match tokio::fs::remove_file(assets.join(&p)).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => tracing::warn!(path = %p, error = %e, "could not delete a file"),
+                }
+            }
+        })
     }
 }
 

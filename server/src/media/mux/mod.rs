@@ -1,3 +1,4 @@
-//! Container writers.
+//! Container writers and readers.
 
+pub mod boxes;
 pub mod fmp4;

@@ -1,0 +1,254 @@
+//! Clips cut from a session's replay: create (the media engine cuts), list, share, delete.
+
+use super::*;
+
+/// Shortest and longest clip a request may ask for, in seconds.
+pub const MIN_CLIP_SECONDS: f64 = 0.1;
+pub const MAX_CLIP_SECONDS: f64 = 3600.0;
+const MAX_TITLE: usize = 200;
+
+#[derive(sqlx::FromRow)]
+struct ClipRow {
+    id: String,
+    session_id: String,
+    stream_id: String,
+    start_ms: i64,
+    end_ms: i64,
+    path: String,
+    title: Option<String>,
+    created_at: i64,
+    size_bytes: Option<i64>,
+    poster: Option<String>,
+}
+
+const CLIP_SELECT: &str = "SELECT c.id, c.session_id, c.stream_id, c.start_ms, c.end_ms, c.path, \
+     c.title, c.created_at, c.size_bytes, c.poster FROM clips c";
+
+impl ClipRow {
+    fn view(self, urls: &Urls) -> ClipView {
+        let base = &urls.public;
+        ClipView {
+            url: format!("{base}/assets/{}", self.path),
+            share_url: format!("{base}/clip/{}", self.id),
+            start: self.start_ms as f64 / 1000.0,
+            end: self.end_ms as f64 / 1000.0,
+            duration: (self.end_ms - self.start_ms) as f64 / 1000.0,
+            title: self.title,
+            created_at: rfc3339(self.created_at),
+            session_id: self.session_id,
+            stream_id: self.stream_id,
+            size: self.size_bytes,
+            poster: self.poster.map(|p| format!("{base}/assets/{p}")),
+            id: self.id,
+        }
+    }
+}
+
+/// The range rules of a clip request, with messages that say what to change.
+pub fn check_clip_request(req: &ClipRequest) -> Result<(), ApiError> {
+    let bad = |m: String| Err(ApiError::bad_request("invalid_range", m));
+    if !req.start.is_finite() || !req.end.is_finite() {
+        return bad("start and end must be numbers of seconds from the session's start".into());
+    }
+    if req.start < 0.0 {
+        return bad(format!(
+            "start must be 0 s or later (seconds from the session's start); got {} s",
+            req.start
+        ));
+    }
+    if req.end <= req.start {
+        return bad(format!(
+            "end ({} s) must be after start ({} s)",
+            req.end, req.start
+        ));
+    }
+    let length = req.end - req.start;
+    if length < MIN_CLIP_SECONDS {
+        return bad(format!(
+            "a clip must last at least {MIN_CLIP_SECONDS} s; this one lasts {length:.3} s"
+        ));
+    }
+    if length > MAX_CLIP_SECONDS {
+        return bad(format!(
+            "a clip may last at most {MAX_CLIP_SECONDS} s; this one lasts {length:.3} s"
+        ));
+    }
+    if req
+        .title
+        .as_ref()
+        .is_some_and(|t| t.chars().count() > MAX_TITLE)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_title",
+            format!("a clip title has at most {MAX_TITLE} characters"),
+        ));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Cuts `req` from the session's replay and registers the clip.
+    pub async fn create_clip(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        req: &ClipRequest,
+        urls: &Urls,
+    ) -> Result<ClipView, ApiError> {
+        p.require_edit()?;
+        check_clip_request(req)?;
+        let (stream_id, started_at): (String, i64) = sqlx::query_as(
+            "SELECT ss.stream_id, ss.started_at FROM sessions ss JOIN streams s ON s.id = ss.stream_id \
+             WHERE ss.id = $1 AND s.organisation_id = $2",
+        )
+        .bind(session_id)
+        .bind(&p.organisation_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session"))?;
+        let replay: Option<(String,)> = sqlx::query_as(
+            "SELECT path FROM assets WHERE session_id = $1 AND kind = 'replay' ORDER BY created_at LIMIT 1",
+        )
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((playlist,)) = replay else {
+            return Err(ApiError::new(
+                422,
+                "range_not_available",
+                "this session has no replay (replay was off when it started), so there is nothing to cut",
+            ));
+        };
+        let id = new_id();
+        let job = ClipJob {
+            replay_dir: playlist
+                .strip_suffix("/index.m3u8")
+                .unwrap_or(&playlist)
+                .to_string(),
+            started_at_ms: started_at,
+            start: req.start,
+            end: req.end,
+            out: format!("clips/{stream_id}/{id}.mp4"),
+            poster: format!("clips/{stream_id}/{id}.jpg"),
+        };
+        let cut = self.media()?.cut_clip(job.clone()).await?;
+        let title = req
+            .title
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let start_ms = (req.start * 1000.0).round() as i64;
+        let row = ClipRow {
+            id,
+            session_id: session_id.to_string(),
+            stream_id,
+            start_ms,
+            end_ms: start_ms + (cut.duration * 1000.0).round() as i64,
+            path: job.out,
+            title: title.map(str::to_string),
+            created_at: now_ms(),
+            size_bytes: Some(cut.size),
+            poster: cut.poster.then_some(job.poster),
+        };
+        sqlx::query(
+            "INSERT INTO clips (id, session_id, stream_id, organisation_id, start_ms, end_ms, path, title, \
+             public, created_at, size_bytes, poster) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10, $11)",
+        )
+        .bind(&row.id)
+        .bind(&row.session_id)
+        .bind(&row.stream_id)
+        .bind(&p.organisation_id)
+        .bind(row.start_ms)
+        .bind(row.end_ms)
+        .bind(&row.path)
+        .bind(row.title.clone())
+        .bind(row.created_at)
+        .bind(row.size_bytes)
+        .bind(row.poster.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok(row.view(urls))
+    }
+
+    /// A session's clips, newest first.
+    pub async fn clips(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        urls: &Urls,
+    ) -> Result<Vec<ClipView>, ApiError> {
+        let exists: Option<(String,)> = sqlx::query_as(
+            "SELECT ss.id FROM sessions ss JOIN streams s ON s.id = ss.stream_id \
+             WHERE ss.id = $1 AND s.organisation_id = $2",
+        )
+        .bind(session_id)
+        .bind(&p.organisation_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        exists.ok_or_else(|| ApiError::not_found("session"))?;
+        let rows: Vec<ClipRow> = sqlx::query_as(&format!(
+            "{CLIP_SELECT} WHERE c.session_id = $1 ORDER BY c.created_at DESC, c.id"
+        ))
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.view(urls)).collect())
+    }
+
+    pub async fn clip(&self, p: &Principal, id: &str, urls: &Urls) -> Result<ClipView, ApiError> {
+        let row: ClipRow = sqlx::query_as(&format!(
+            "{CLIP_SELECT} WHERE c.id = $1 AND c.organisation_id = $2"
+        ))
+        .bind(id)
+        .bind(&p.organisation_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("clip"))?;
+        Ok(row.view(urls))
+    }
+
+    /// A public clip for its share page: no principal, only clips marked public.
+    pub async fn shared_clip(&self, id: &str, urls: &Urls) -> Result<SharedClip, ApiError> {
+        let row: ClipRow =
+            sqlx::query_as(&format!("{CLIP_SELECT} WHERE c.id = $1 AND c.public = 1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| ApiError::not_found("clip"))?;
+        let (name, streamname, started_at): (String, String, i64) = sqlx::query_as(
+            "SELECT g.name, s.streamname, ss.started_at FROM sessions ss \
+             JOIN streams s ON s.id = ss.stream_id JOIN stream_groups g ON g.id = s.group_id \
+             WHERE ss.id = $1",
+        )
+        .bind(&row.session_id)
+        .fetch_one(&self.pool)
+        .await?;
+        let recorded_at = rfc3339(started_at + row.start_ms);
+        Ok(SharedClip {
+            clip: row.view(urls),
+            stream_name: if name.is_empty() { streamname } else { name },
+            recorded_at,
+        })
+    }
+
+    /// Deletes a clip's row and asks the engine to remove its files.
+    pub async fn delete_clip(&self, p: &Principal, id: &str) -> Result<(), ApiError> {
+        p.require_edit()?;
+        let (path, poster): (String, Option<String>) =
+            sqlx::query_as("SELECT path, poster FROM clips WHERE id = $1 AND organisation_id = $2")
+                .bind(id)
+                .bind(&p.organisation_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| ApiError::not_found("clip"))?;
+        sqlx::query("DELETE FROM clips WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        let files = std::iter::once(path).chain(poster).collect();
+        if let Ok(media) = self.media() {
+            media.remove_files(files).await;
+        }
+        Ok(())
+    }
+}
