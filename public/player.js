@@ -20,12 +20,27 @@
           setTimeout(function () { if (players.get(video) === hls) attach(video); }, 2000);
         }
       });
+      trackSession(video, hls);
       players.set(video, hls);
       window.liveprocPlayer = hls;
     } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
       video.src = src;
       video.play().catch(function () {});
     }
+  }
+
+  // Rewatch pages map the player's clock onto session time (seconds since the session started):
+  // program dates follow media time, so offset = (fragment date - session start) - fragment start.
+  function trackSession(video, hls) {
+    var start = Date.parse(video.getAttribute('data-session-start') || '');
+    if (isNaN(start)) return;
+    function update(frag) {
+      if (!frag || frag.programDateTime == null || !isFinite(frag.start)) return;
+      var offset = (frag.programDateTime - start) / 1000 - frag.start;
+      video.setAttribute('data-session-offset', offset.toFixed(3));
+    }
+    hls.on(window.Hls.Events.LEVEL_UPDATED, function (_, d) { update(d.details.fragments[0]); });
+    hls.on(window.Hls.Events.FRAG_CHANGED, function (_, d) { update(d.frag); });
   }
 
   function scan() {

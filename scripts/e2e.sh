@@ -20,4 +20,4 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 curl -fs "$E2E_BASE_URL/healthz" >/dev/null || { cat "$data/server.log"; exit 1; }
-(cd end2end && npx playwright test) || { echo "--- server log"; tail -n 50 "$data/server.log"; exit 1; }
+(cd end2end && npx playwright test "$@") || { echo "--- server log"; tail -n 50 "$data/server.log"; exit 1; }

@@ -1,6 +1,6 @@
 //! Server functions: the dashboard's data, from the same store as the REST API.
 
-use domain::view::{CreateStream, Me, ReplayEntry, StreamView};
+use domain::view::{ClipRequest, ClipView, CreateStream, Me, ReplayEntry, SharedClip, StreamView};
 use domain::{ApiError, Processing};
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
@@ -103,4 +103,31 @@ pub async fn save_processing(
 pub async fn replay_session(session: String) -> Result<(StreamView, ReplayEntry), ApiError> {
     let (s, p) = principal().await?;
     s.store.replay(&p, &session, &s.urls).await
+}
+
+/// Cuts a clip from a session's replay (the rewatch page's "Create clip").
+#[server(input = Json)]
+pub async fn create_clip(session: String, req: ClipRequest) -> Result<ClipView, ApiError> {
+    let (s, p) = principal().await?;
+    s.store.create_clip(&p, &session, &req, &s.urls).await
+}
+
+/// A session's clips, newest first.
+#[server]
+pub async fn session_clips(session: String) -> Result<Vec<ClipView>, ApiError> {
+    let (s, p) = principal().await?;
+    s.store.clips(&p, &session, &s.urls).await
+}
+
+#[server]
+pub async fn delete_clip(id: String) -> Result<(), ApiError> {
+    let (s, p) = principal().await?;
+    s.store.delete_clip(&p, &id).await
+}
+
+/// A clip for its public share page: needs no sign-in.
+#[server]
+pub async fn clip_to_share(id: String) -> Result<SharedClip, ApiError> {
+    let s = services()?;
+    s.store.shared_clip(&id, &s.urls).await
 }

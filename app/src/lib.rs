@@ -11,7 +11,7 @@ pub mod pages;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{path, SsrMode};
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
@@ -54,6 +54,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/organisation") view=pages::organisation::OrganisationPage/>
                 <Route path=path!("/playout/:id") view=pages::playout::PlayoutPage/>
                 <Route path=path!("/replay/:session") view=pages::replay::ReplayPage/>
+                <Route path=path!("/clip/:id") view=pages::clip::ClipPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

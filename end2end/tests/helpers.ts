@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { expect, Page } from '@playwright/test';
 
 export const apiKey = process.env.E2E_API_KEY ?? '';
@@ -21,4 +22,18 @@ export async function api(path: string, init: RequestInit = {}) {
     headers: { 'X-API-Key': apiKey, 'Content-Type': 'application/json', ...(init.headers ?? {}) },
   });
   return { status: res.status, body: res.status === 204 ? null : await res.json() };
+}
+
+const rtmp = process.env.E2E_RTMP ?? 'rtmp://127.0.0.1:19350';
+
+/** ffmpeg as a publisher: H.264 High with B-frames and AAC, a keyframe every second. */
+export function publish(streamname: string, seconds: number, size = '1280x720') {
+  return spawn('ffmpeg', [
+    '-hide_banner', '-loglevel', 'error', '-re',
+    '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=25`,
+    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+    '-t', String(seconds),
+    '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'high', '-pix_fmt', 'yuv420p', '-bf', '2', '-g', '25',
+    '-c:a', 'aac', '-b:a', '64k', '-f', 'flv', `${rtmp}/live/${streamname}`,
+  ], { stdio: ['ignore', 'ignore', 'inherit'] });
 }

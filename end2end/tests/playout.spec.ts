@@ -1,20 +1,5 @@
-import { spawn } from 'node:child_process';
 import { expect, test } from '@playwright/test';
-import { api, hydrated, signIn } from './helpers';
-
-const rtmp = process.env.E2E_RTMP ?? 'rtmp://127.0.0.1:19350';
-
-/** ffmpeg as a publisher: 720p25 H.264 High with B-frames and AAC, a keyframe every second. */
-function publish(streamname: string, seconds: number) {
-  return spawn('ffmpeg', [
-    '-hide_banner', '-loglevel', 'error', '-re',
-    '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=25',
-    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
-    '-t', String(seconds),
-    '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'high', '-pix_fmt', 'yuv420p', '-bf', '2', '-g', '25',
-    '-c:a', 'aac', '-b:a', '64k', '-f', 'flv', `${rtmp}/live/${streamname}`,
-  ], { stdio: ['ignore', 'ignore', 'inherit'] });
-}
+import { api, hydrated, publish, signIn } from './helpers';
 
 test('the player follows the stream live, plays it near the live edge, then shows idle', async ({ page }) => {
   test.setTimeout(90_000);

@@ -1,5 +1,6 @@
 //! Pieces shared by pages.
 
+pub mod clip_editor;
 pub mod layout;
 pub mod processing_form;
 

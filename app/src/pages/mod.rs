@@ -1,5 +1,6 @@
 //! One file per route.
 
+pub mod clip;
 pub mod login;
 pub mod new_stream;
 pub mod organisation;

@@ -6,6 +6,7 @@ use leptos_meta::{Script, Title};
 use leptos_router::hooks::use_params_map;
 
 use crate::api::replay_session;
+use crate::components::clip_editor::ClipEditor;
 use crate::components::layout::Layout;
 use crate::components::ErrorNote;
 
@@ -24,6 +25,7 @@ pub fn ReplayPage() -> impl IntoView {
                         Ok((stream, replay)) => {
                             let title = if stream.name.is_empty() { stream.streamname.clone() } else { stream.name.clone() };
                             let live = replay.ended_at.is_none();
+                            let video = NodeRef::<leptos::html::Video>::new();
                             view! {
                                 <Title text=format!("Rewatch · {title}")/>
                                 <div class="page-head">
@@ -34,7 +36,8 @@ pub fn ReplayPage() -> impl IntoView {
                                     <a class="button secondary" href=format!("/stream/{}", stream.id)>"Stream overview"</a>
                                 </div>
                                 <section class="card player">
-                                    <video controls muted autoplay playsinline data-hls-src=replay.hls.clone() data-replay="true"></video>
+                                    <video node_ref=video controls muted autoplay playsinline data-hls-src=replay.hls.clone() data-replay="true"
+                                        data-session-start=replay.started_at.clone()></video>
                                     {live.then(|| view! {
                                         <div class="actions">
                                             <button type="button" class="secondary" data-player-action="live">"Jump to live"</button>
@@ -47,6 +50,7 @@ pub fn ReplayPage() -> impl IntoView {
                                         <dt>"HLS"</dt><dd><a href=replay.hls.clone()>{replay.hls.clone()}</a></dd>
                                     </dl>
                                 </section>
+                                <ClipEditor session=replay.session_id.clone() video/>
                             }.into_any()
                         }
                         Err(e) => view! { <ErrorNote error=e/> }.into_any(),

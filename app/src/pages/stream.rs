@@ -248,7 +248,7 @@ fn StreamProcessing(stream: StreamView) -> impl IntoView {
                 view! {
                     <div class="table-wrap">
                         <table class="details replay">
-                            <thead><tr><th>"Session date (UTC)"</th><th>"HLS file"</th><th>"Rewatch"</th></tr></thead>
+                            <thead><tr><th>"Session date (UTC)"</th><th>"HLS file"</th><th>"Rewatch"</th><th>"Clip & Share"</th></tr></thead>
                             <tbody>
                                 {stream.playout.replay.iter().map(|r| view! {
                                     <tr data-session=r.session_id.clone()>
@@ -256,12 +256,18 @@ fn StreamProcessing(stream: StreamView) -> impl IntoView {
                                             {r.ended_at.is_none().then_some(" (live)")}</td>
                                         <td><a href=r.hls.clone()>"index.m3u8"</a></td>
                                         <td><a href=format!("/replay/{}", r.session_id)>"Rewatch"</a></td>
+                                        <td><a href=format!("/replay/{}#clip", r.session_id)>"Clip & Share"</a></td>
                                     </tr>
                                 }).collect_view()}
                             </tbody>
                         </table>
                     </div>
-                    {latest.map(|u| view! { <p><a href=u>"Rewatch the latest session"</a></p> })}
+                    {latest.map(|u| view! {
+                        <p class="actions">
+                            <a href=u.clone()>"Rewatch the latest session"</a>
+                            <a href=format!("{u}#clip") data-testid="clip-latest">"Clip & Share latest live session"</a>
+                        </p>
+                    })}
                 }.into_any()
             }}
             <h3>"Recordings"</h3>
