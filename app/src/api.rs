@@ -131,3 +131,21 @@ pub async fn clip_to_share(id: String) -> Result<SharedClip, ApiError> {
     let s = services()?;
     s.store.shared_clip(&id, &s.urls).await
 }
+
+/// Admin: days to keep recordings; an empty field keeps them for ever.
+#[server]
+pub async fn set_recording_retention(
+    days: String,
+) -> Result<domain::view::OrganisationView, ApiError> {
+    let (s, p) = principal().await?;
+    let days = match days.trim() {
+        "" => None,
+        d => Some(d.parse::<i64>().map_err(|_| {
+            ApiError::from(domain::FieldError {
+                field: "recordingDays".into(),
+                message: format!("recordingDays must be a whole number of days (got {d:?})"),
+            })
+        })?),
+    };
+    s.store.set_retention(&p, days).await
+}

@@ -21,6 +21,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// Dashboard sign-ins last a week.
 const WEB_SESSION_MS: i64 = 7 * 24 * 3600 * 1000;
 pub const DEFAULT_ASSET_LIMIT: i64 = 10;
+/// A hundred years: longer is "keep" (null).
+pub const MAX_RETENTION_DAYS: i64 = 36_500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -372,11 +374,13 @@ impl Store {
     }
 
     pub async fn organisation(&self, id: &str) -> Result<OrganisationView, ApiError> {
-        let row = sqlx::query("SELECT id, name, live_processing FROM organisations WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| ApiError::not_found("organisation"))?;
+        let row = sqlx::query(
+            "SELECT id, name, live_processing, retention_days FROM organisations WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organisation"))?;
         let enabled: i64 = row.try_get("live_processing")?;
         Ok(OrganisationView {
             id: row.try_get("id")?,
@@ -389,7 +393,57 @@ impl Store {
                 }
                 .into(),
             },
+            retention: Retention {
+                recording_days: row.try_get("retention_days")?,
+            },
         })
+    }
+
+    /// Admin: how many days recordings are kept (None = for ever).
+    pub async fn set_retention(
+        &self,
+        p: &Principal,
+        recording_days: Option<i64>,
+    ) -> Result<OrganisationView, ApiError> {
+        p.require_admin()?;
+        if let Some(d) = recording_days {
+            if !(1..=MAX_RETENTION_DAYS).contains(&d) {
+                return Err(crate::settings::FieldError {
+                    field: "recordingDays".into(),
+                    message: format!(
+                        "recordingDays must be from 1 to {MAX_RETENTION_DAYS} days, or null to keep recordings (got {d})"
+                    ),
+                }
+                .into());
+            }
+        }
+        sqlx::query("UPDATE organisations SET retention_days = $1 WHERE id = $2")
+            .bind(recording_days)
+            .bind(&p.organisation_id)
+            .execute(&self.pool)
+            .await?;
+        self.organisation(&p.organisation_id).await
+    }
+
+    /// Finished recordings past their organisation's retention at `now_ms`: (asset id, path).
+    pub async fn expired_recordings(&self, now_ms: i64) -> Result<Vec<(String, String)>, ApiError> {
+        Ok(sqlx::query_as(
+            "SELECT a.id, a.path FROM assets a JOIN streams s ON s.id = a.stream_id \
+             JOIN organisations o ON o.id = s.organisation_id \
+             WHERE a.kind = 'recording' AND a.status <> 'writing' AND o.retention_days IS NOT NULL \
+             AND a.created_at < $1 - o.retention_days * 86400000",
+        )
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn delete_asset(&self, id: &str) -> Result<(), ApiError> {
+        sqlx::query("DELETE FROM assets WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Creates an organisation (live processing off) and its first admin key, shown only here.

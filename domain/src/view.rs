@@ -237,6 +237,16 @@ pub struct OrganisationView {
     pub id: String,
     pub name: String,
     pub packages: Packages,
+    pub retention: Retention,
+}
+
+/// How long the organisation keeps what the processes write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Retention {
+    /// Recordings older than this many days are deleted; null keeps them.
+    pub recording_days: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@ pub mod config;
 pub mod http;
 pub mod media;
 pub mod metrics;
+pub mod retention;
 
 use std::sync::Arc;
 
@@ -76,16 +77,21 @@ async fn recover_assets(store: &Store, assets: &std::path::Path) -> anyhow::Resu
             store.finish_asset(&id, None, 0, status).await?;
             continue;
         }
-        let data = tokio::fs::read(&file).await.unwrap_or_default();
-        let duration_ms =
-            media::mux::fmp4::duration_seconds(&data).map(|s| (s * 1000.0).round() as i64);
+        let (duration, size) = tokio::task::spawn_blocking(move || {
+            let mut f = std::fs::File::open(&file)?;
+            let size = f.metadata()?.len();
+            Ok::<_, std::io::Error>((media::mux::fmp4::file_duration_seconds(&mut f)?, size))
+        })
+        .await?
+        .unwrap_or((None, 0));
+        let duration_ms = duration.map(|s| (s * 1000.0).round() as i64);
         let status = if duration_ms.is_some_and(|d| d > 0) {
             "ready"
         } else {
             "failed"
         };
         store
-            .finish_asset(&id, duration_ms, data.len() as i64, status)
+            .finish_asset(&id, duration_ms, size as i64, status)
             .await?;
         tracing::warn!(asset = %id, path, status, "recovered a file left open by an earlier stop");
     }
@@ -163,11 +169,13 @@ impl Server {
             engine.clone(),
         ));
         let rtsp = tokio::spawn(engine.rtsp.clone().run(engine.clone()));
+        let retention = tokio::spawn(retention::run(store.clone(), engine.assets.clone()));
         axum::serve(self.http_listener, http::router(self.state))
             .with_graceful_shutdown(shutdown)
             .await?;
         rtmp.abort();
         rtsp.abort();
+        retention.abort();
         engine.stop_all("server stopped").await;
         store.close().await;
         tracing::info!("liveproc stopped");

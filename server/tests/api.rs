@@ -23,6 +23,7 @@ on_both_backends!(
     bad_bodies_and_routes,
     health_metrics_and_openapi,
     dashboard_requires_sign_in,
+    recording_retention,
 );
 
 async fn create(app: &TestApp, key: &str, body: Value) -> Value {
@@ -504,7 +505,8 @@ async fn organisations_and_packages(b: Backend) {
     let org = app.get("/api/v1/organisation", OP).await;
     assert_eq!(
         org.body,
-        json!({"id": "default", "name": "default", "packages": {"liveProcessing": "enabled"}})
+        json!({"id": "default", "name": "default", "packages": {"liveProcessing": "enabled"},
+            "retention": {"recordingDays": null}})
     );
     let made = app
         .post("/api/v1/organisations", OP, json!({"name": "Acme"}))
@@ -764,6 +766,7 @@ async fn health_metrics_and_openapi(b: Backend) {
         ("/api/v1/stream/{id}/processing", "put"),
         ("/api/v1/streamgroup/{id}/processing", "put"),
         ("/api/v1/organisation", "get"),
+        ("/api/v1/organisation/retention", "put"),
         ("/api/v1/organisations", "post"),
         ("/api/v1/organisations/{id}/packages", "put"),
         ("/api/v1/keys", "post"),
@@ -805,4 +808,84 @@ async fn dashboard_requires_sign_in(b: Backend) {
     let login = app.call(Method::GET, "/login", None, None).await;
     assert_eq!(login.status, 200);
     assert!(login.text.contains("Sign in to liveproc"), "{}", login.text);
+}
+
+async fn recording_retention(b: Backend) {
+    let app = TestApp::new(b).await;
+    let s = create(&app, OP, json!({})).await;
+    let id = s["id"].as_str().unwrap();
+    let path = "/api/v1/organisation/retention";
+    app.put(path, OP, json!({"recordingDays": 0}))
+        .await
+        .error(400, "out_of_range");
+    let editor = app
+        .post("/api/v1/keys", OP, json!({"role": "editor"}))
+        .await;
+    let editor = editor.body["apiKey"].as_str().unwrap();
+    app.put(path, editor, json!({"recordingDays": 3}))
+        .await
+        .error(403, "forbidden");
+    let a = app.put(path, OP, json!({"recordingDays": 7})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["retention"]["recordingDays"], 7);
+    assert_eq!(
+        app.get("/api/v1/organisation", OP).await.body["retention"]["recordingDays"],
+        7
+    );
+
+    // A finished recording on disk, swept at "now" plus six days (kept) and plus eight (gone).
+    let store = &app.state.services.store;
+    let assets = &app.state.engine.assets;
+    let rel = format!("recordings/{id}/old.mp4");
+    std::fs::create_dir_all(assets.join(format!("recordings/{id}"))).unwrap();
+    std::fs::write(assets.join(&rel), b"not really an mp4").unwrap();
+    let asset = store
+        .insert_asset(&domain::store::NewAsset {
+            stream_id: id.to_string(),
+            session_id: None,
+            kind: "recording",
+            path: rel.clone(),
+            index: 1,
+            width: None,
+            height: None,
+        })
+        .await
+        .unwrap();
+    store
+        .finish_asset(&asset, Some(1000), 17, "ready")
+        .await
+        .unwrap();
+    let vods = |v: &Value| {
+        v["playout"]["web"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["type"] == "vod")
+            .count()
+    };
+    assert_eq!(
+        vods(&app.get(&format!("/api/v1/stream/{id}"), OP).await.body),
+        1
+    );
+    let day = 86_400_000;
+    let now = domain::store::now_ms();
+    let swept = liveproc::retention::sweep(store, assets, now + 6 * day)
+        .await
+        .unwrap();
+    assert_eq!(swept, 0);
+    assert!(assets.join(&rel).exists());
+    let swept = liveproc::retention::sweep(store, assets, now + 8 * day)
+        .await
+        .unwrap();
+    assert_eq!(swept, 1);
+    assert!(!assets.join(&rel).exists());
+    assert_eq!(
+        vods(&app.get(&format!("/api/v1/stream/{id}"), OP).await.body),
+        0
+    );
+
+    // null keeps recordings for ever.
+    let a = app.put(path, OP, json!({"recordingDays": null})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["retention"]["recordingDays"], Value::Null);
 }

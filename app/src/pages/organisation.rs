@@ -3,13 +3,14 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::whoami;
+use crate::api::{whoami, SetRecordingRetention};
 use crate::components::layout::Layout;
 use crate::components::ErrorNote;
 
 #[component]
 pub fn OrganisationPage() -> impl IntoView {
-    let who = Resource::new(|| (), |_| whoami());
+    let save = ServerAction::<SetRecordingRetention>::new();
+    let who = Resource::new(move || save.version().get(), |_| whoami());
     view! {
         <Title text="Organisation"/>
         <Layout>
@@ -43,6 +44,28 @@ pub fn OrganisationPage() -> impl IntoView {
                                     {(!enabled).then(|| view! {
                                         <p class="muted">"Ask the operator of this server to enable live processing for your organisation."</p>
                                     })}
+                                </section>
+                                <section class="card" aria-labelledby="retention-title">
+                                    <h2 id="retention-title">"Retention"</h2>
+                                    <p data-testid="retention">
+                                        {match m.organisation.retention.recording_days {
+                                            Some(d) => format!("Recordings are deleted {d} days after they were made."),
+                                            None => "Recordings are kept until you delete them.".to_string(),
+                                        }}
+                                    </p>
+                                    {(m.role == "admin").then(|| view! {
+                                        <ActionForm action=save>
+                                            <div class="clip-fields">
+                                                <label>"Keep recordings (days)"
+                                                    <input type="number" name="days" min="1" max="36500" placeholder="for ever"
+                                                        value=m.organisation.retention.recording_days.map(|d| d.to_string()).unwrap_or_default()/>
+                                                </label>
+                                                <button type="submit">"Save"</button>
+                                            </div>
+                                            <p class="muted">"Leave empty to keep recordings. Older recordings are deleted within an hour."</p>
+                                        </ActionForm>
+                                    })}
+                                    {move || save.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorNote error=e/> })}
                                 </section>
                             }.into_any()
                         }

@@ -53,6 +53,7 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(update_processing))
         .routes(routes!(update_group_processing))
         .routes(routes!(get_organisation))
+        .routes(routes!(set_retention))
         .routes(routes!(create_organisation))
         .routes(routes!(set_packages))
         .routes(routes!(create_key))
@@ -268,6 +269,31 @@ async fn get_organisation(
 ) -> Result<Json<OrganisationView>, Error> {
     Ok(Json(
         s.services.store.organisation(&p.organisation_id).await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RetentionUpdate {
+    /// Days to keep recordings (1–36500), or null to keep them.
+    recording_days: Option<i64>,
+}
+
+/// Admin: how long the organisation keeps recordings. A sweep deletes older ones every hour.
+#[utoipa::path(put, path = "/api/v1/organisation/retention", tag = "organisations",
+    request_body = RetentionUpdate,
+    responses((status = 200, body = OrganisationView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn set_retention(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Body(req): Body<RetentionUpdate>,
+) -> Result<Json<OrganisationView>, Error> {
+    Ok(Json(
+        s.services
+            .store
+            .set_retention(&p, req.recording_days)
+            .await?,
     ))
 }
 

@@ -17,6 +17,7 @@ pub const OPERATOR_KEY: &str = "test-operator-key-0123456789";
 
 pub struct TestApp {
     pub router: Router,
+    pub state: liveproc::http::AppState,
     pub db_url: String,
     _data: tempfile::TempDir,
 }
@@ -56,6 +57,7 @@ impl Running {
         let (http, rtmp) = (server.http, server.rtmp);
         let app = TestApp {
             router: liveproc::http::router(server.state().clone()),
+            state: server.state().clone(),
             db_url,
             _data: data,
         };
@@ -111,7 +113,8 @@ impl TestApp {
         ]);
         let state = liveproc::prepare(&cfg).await.expect("app prepares");
         TestApp {
-            router: liveproc::http::router(state),
+            router: liveproc::http::router(state.clone()),
+            state,
             db_url,
             _data: data,
         }

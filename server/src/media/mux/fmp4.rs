@@ -247,6 +247,44 @@ pub fn fragment(sequence: u32, runs: &[TrackRun]) -> Bytes {
     Bytes::from(o)
 }
 
+/// [`duration_seconds`] of a file without reading its media: only `moov` and `moof` boxes are read
+/// (kilobytes), `mdat` payloads are skipped, so an hours-long recording recovers in milliseconds.
+pub fn file_duration_seconds(
+    file: &mut (impl std::io::Read + std::io::Seek),
+) -> std::io::Result<Option<f64>> {
+    use std::io::SeekFrom;
+    let len = file.seek(SeekFrom::End(0))?;
+    let mut at = 0u64;
+    let mut compact = Vec::new();
+    while at + 8 <= len {
+        file.seek(SeekFrom::Start(at))?;
+        let mut head = [0u8; 16];
+        file.read_exact(&mut head[..8])?;
+        let mut size = u64::from(u32::from_be_bytes(head[0..4].try_into().expect("4 bytes")));
+        let kind: [u8; 4] = head[4..8].try_into().expect("4 bytes");
+        if size == 1 && at + 16 <= len {
+            file.read_exact(&mut head[8..16])?;
+            size = u64::from_be_bytes(head[8..16].try_into().expect("8 bytes"));
+        }
+        if size < 8 || at + size > len {
+            break; // cut short by a crash
+        }
+        match &kind {
+            b"moov" | b"moof" if size <= 64 << 20 => {
+                let mut b = vec![0u8; size as usize];
+                file.seek(SeekFrom::Start(at))?;
+                file.read_exact(&mut b)?;
+                compact.extend_from_slice(&b);
+            }
+            // A complete mdat counts; its payload does not matter here.
+            b"mdat" => compact.extend_from_slice(&[0, 0, 0, 8, b'm', b'd', b'a', b't']),
+            _ => {}
+        }
+        at += size;
+    }
+    Ok(duration_seconds(&compact))
+}
+
 /// The playable length of a fragmented MP4 written by [`init_segment`] and [`fragment`]: the
 /// sample durations of its complete fragments, for the video track (else the audio track).
 /// Used to list a recording a crash left unfinished.
@@ -398,6 +436,11 @@ mod tests {
         // A crash in the middle of the third fragment: two complete ones remain.
         let cut = file.len() - 20;
         assert_eq!(duration_seconds(&file[..cut]), Some(2.0));
+        // The same from a file, reading only box headers, moov and moofs.
+        let mut whole = std::io::Cursor::new(file.clone());
+        assert_eq!(file_duration_seconds(&mut whole).unwrap(), Some(3.0));
+        let mut cut_file = std::io::Cursor::new(file[..cut].to_vec());
+        assert_eq!(file_duration_seconds(&mut cut_file).unwrap(), Some(2.0));
     }
 
     #[test]
