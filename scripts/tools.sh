@@ -39,7 +39,7 @@ tools_build() {
   rustup target list --installed | grep -q wasm32-unknown-unknown \
     || rustup target add wasm32-unknown-unknown
   # openh264's assembly (media issues) and pkg-config for -sys crates.
-  apt_install nasm pkg-config
+  apt_install nasm pkg-config g++
   cargo_tool cargo-leptos "$CARGO_LEPTOS_VERSION" cargo-leptos
   cargo_tool wasm-bindgen-cli "$WASM_BINDGEN_VERSION" wasm-bindgen
   # wasm-opt from npm's binaryen: Debian's (version 108) silently breaks hydration.

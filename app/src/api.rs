@@ -147,5 +147,5 @@ pub async fn set_recording_retention(
             })
         })?),
     };
-    s.store.set_retention(&p, days).await
+    s.store.set_retention(&p, days, None).await
 }

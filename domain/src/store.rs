@@ -23,6 +23,9 @@ const WEB_SESSION_MS: i64 = 7 * 24 * 3600 * 1000;
 pub const DEFAULT_ASSET_LIMIT: i64 = 10;
 /// A hundred years: longer is "keep" (null).
 pub const MAX_RETENTION_DAYS: i64 = 36_500;
+/// Thumbnails and motion clips kept per session unless the organisation says otherwise.
+pub const DEFAULT_HISTORY_PER_SESSION: i64 = 100;
+pub const MAX_HISTORY_PER_SESSION: i64 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -375,7 +378,7 @@ impl Store {
 
     pub async fn organisation(&self, id: &str) -> Result<OrganisationView, ApiError> {
         let row = sqlx::query(
-            "SELECT id, name, live_processing, retention_days FROM organisations WHERE id = $1",
+            "SELECT id, name, live_processing, retention_days, history_per_session FROM organisations WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -395,6 +398,9 @@ impl Store {
             },
             retention: Retention {
                 recording_days: row.try_get("retention_days")?,
+                history_per_session: row
+                    .try_get::<Option<i64>, _>("history_per_session")?
+                    .unwrap_or(DEFAULT_HISTORY_PER_SESSION),
             },
         })
     }
@@ -404,8 +410,20 @@ impl Store {
         &self,
         p: &Principal,
         recording_days: Option<i64>,
+        history_per_session: Option<i64>,
     ) -> Result<OrganisationView, ApiError> {
         p.require_admin()?;
+        if let Some(n) = history_per_session {
+            if !(1..=MAX_HISTORY_PER_SESSION).contains(&n) {
+                return Err(crate::settings::FieldError {
+                    field: "historyPerSession".into(),
+                    message: format!(
+                        "historyPerSession must be from 1 to {MAX_HISTORY_PER_SESSION} (got {n})"
+                    ),
+                }
+                .into());
+            }
+        }
         if let Some(d) = recording_days {
             if !(1..=MAX_RETENTION_DAYS).contains(&d) {
                 return Err(crate::settings::FieldError {
@@ -417,11 +435,15 @@ impl Store {
                 .into());
             }
         }
-        sqlx::query("UPDATE organisations SET retention_days = $1 WHERE id = $2")
-            .bind(recording_days)
-            .bind(&p.organisation_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE organisations SET retention_days = $1, \
+             history_per_session = COALESCE($2, history_per_session) WHERE id = $3",
+        )
+        .bind(recording_days)
+        .bind(history_per_session)
+        .bind(&p.organisation_id)
+        .execute(&self.pool)
+        .await?;
         self.organisation(&p.organisation_id).await
     }
 
@@ -436,6 +458,55 @@ impl Store {
         .bind(now_ms)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// The newest ready asset of a kind for a stream: its path.
+    pub async fn latest_asset(
+        &self,
+        stream_id: &str,
+        kind: &str,
+    ) -> Result<Option<String>, ApiError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT path FROM assets WHERE stream_id = $1 AND kind = $2 AND status = 'ready' \
+             ORDER BY created_at DESC, idx DESC LIMIT 1",
+        )
+        .bind(stream_id)
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    /// Keeps the newest assets of a kind of a session, as many as its organisation keeps;
+    /// deletes the older rows and answers their paths (the caller removes the files).
+    pub async fn prune_history(
+        &self,
+        session_id: &str,
+        kind: &str,
+    ) -> Result<Vec<String>, ApiError> {
+        let keep: Option<(Option<i64>,)> = sqlx::query_as(
+            "SELECT o.history_per_session FROM sessions ss JOIN streams s ON s.id = ss.stream_id \
+             JOIN organisations o ON o.id = s.organisation_id WHERE ss.id = $1",
+        )
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let keep = keep
+            .and_then(|k| k.0)
+            .unwrap_or(DEFAULT_HISTORY_PER_SESSION);
+        let old: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, path FROM assets WHERE session_id = $1 AND kind = $2 \
+             ORDER BY created_at DESC, idx DESC LIMIT 1000000 OFFSET $3",
+        )
+        .bind(session_id)
+        .bind(kind)
+        .bind(keep)
+        .fetch_all(&self.pool)
+        .await?;
+        for (id, _) in &old {
+            self.delete_asset(id).await?;
+        }
+        Ok(old.into_iter().map(|(_, p)| p).collect())
     }
 
     pub async fn delete_asset(&self, id: &str) -> Result<(), ApiError> {
@@ -1292,6 +1363,8 @@ impl Store {
                 created_at: rfc3339(a.created_at),
                 width: a.width,
                 height: a.height,
+                preview: asset_url(&sibling(&a.path, ".320.jpg")),
+                session_id: a.session_id.clone(),
             }));
         }
         let clips = self.assets(id, "motionclip", limit).await?;
@@ -1307,10 +1380,20 @@ impl Store {
                 kind: "clip".into(),
                 created_at: rfc3339(a.created_at),
                 duration: a.duration_ms.map(|d| d as f64 / 1000.0),
+                mp4: asset_url(&sibling(&a.path, ".mp4")),
+                width: a.width,
+                height: a.height,
+                session_id: a.session_id.clone(),
             }));
         }
         Ok(out)
     }
+}
+
+/// The file next to an asset with another suffix: `…/7.jpg` → `…/7.320.jpg`, `…/7.gif` → `…/7.mp4`.
+pub fn sibling(path: &str, suffix: &str) -> String {
+    let stem = path.rsplit_once('.').map_or(path, |(s, _)| s);
+    format!("{stem}{suffix}")
 }
 
 /// Profiles of a new group: passthrough first, then the requested ones in order.

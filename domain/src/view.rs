@@ -208,6 +208,9 @@ pub struct ImageEntry {
     pub created_at: String,
     pub width: Option<i64>,
     pub height: Option<i64>,
+    /// The same picture 320 px wide.
+    pub preview: String,
+    pub session_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -229,6 +232,11 @@ pub struct ClipEntry {
     pub created_at: String,
     /// Seconds.
     pub duration: Option<f64>,
+    /// The same span as MP4 (remuxed, not re-encoded), for players.
+    pub mp4: String,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub session_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,6 +255,8 @@ pub struct OrganisationView {
 pub struct Retention {
     /// Recordings older than this many days are deleted; null keeps them.
     pub recording_days: Option<i64>,
+    /// Thumbnails and motion clips kept per session (the newest); older ones are deleted.
+    pub history_per_session: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

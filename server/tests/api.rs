@@ -506,7 +506,7 @@ async fn organisations_and_packages(b: Backend) {
     assert_eq!(
         org.body,
         json!({"id": "default", "name": "default", "packages": {"liveProcessing": "enabled"},
-            "retention": {"recordingDays": null}})
+            "retention": {"recordingDays": null, "historyPerSession": 100}})
     );
     let made = app
         .post("/api/v1/organisations", OP, json!({"name": "Acme"}))
@@ -825,9 +825,23 @@ async fn recording_retention(b: Backend) {
     app.put(path, editor, json!({"recordingDays": 3}))
         .await
         .error(403, "forbidden");
-    let a = app.put(path, OP, json!({"recordingDays": 7})).await;
+    app.put(
+        path,
+        OP,
+        json!({"recordingDays": 7, "historyPerSession": 0}),
+    )
+    .await
+    .error(400, "out_of_range");
+    let a = app
+        .put(
+            path,
+            OP,
+            json!({"recordingDays": 7, "historyPerSession": 20}),
+        )
+        .await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.body["retention"]["recordingDays"], 7);
+    assert_eq!(a.body["retention"]["historyPerSession"], 20);
     assert_eq!(
         app.get("/api/v1/organisation", OP).await.body["retention"]["recordingDays"],
         7

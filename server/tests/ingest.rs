@@ -5,200 +5,10 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::media::*;
 use common::{free_port, until, Running, OPERATOR_KEY as OP};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
-
-struct Publish {
-    size: &'static str,
-    seconds: u32,
-    audio: bool,
-}
-
-const SMALL: Publish = Publish {
-    size: "640x360",
-    seconds: 6,
-    audio: true,
-};
-
-/// ffmpeg as OBS would be: x264 High with B-frames, AAC, a keyframe every second.
-fn ffmpeg(rtmp: std::net::SocketAddr, app: &str, name: &str, p: &Publish) -> Child {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("testsrc2=size={}:rate=25", p.size),
-        ]);
-    if p.audio {
-        cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
-    }
-    cmd.args(["-t", &p.seconds.to_string()])
-        // ultrafast turns B-frames off; veryfast keeps them (High profile) and still runs in
-        // real time at 360p. The 1080p case trades B-frames for speed on two cores.
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            if p.size == "640x360" {
-                "veryfast"
-            } else {
-                "ultrafast"
-            },
-        ])
-        .args(["-profile:v", "high"])
-        .args(["-pix_fmt", "yuv420p", "-bf", "2", "-g", "25"]);
-    if p.audio {
-        cmd.args(["-c:a", "aac", "-b:a", "64k"]);
-    } else {
-        cmd.arg("-an");
-    }
-    cmd.args(["-rw_timeout", "5000000", "-f", "flv"])
-        .arg(format!("rtmp://{rtmp}/{app}/{name}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    cmd.spawn()
-        .expect("ffmpeg is installed (scripts/test.sh installs it)")
-}
-
-async fn wait_exit(mut child: Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("ffmpeg status") {
-            return status;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "ffmpeg did not finish in {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Saves processing settings through the API (they apply at the next ingest).
-async fn set_processing(r: &Running, id: &str, body: Value) -> Value {
-    let a = r
-        .app
-        .put(&format!("/api/v1/stream/{id}/processing"), OP, body)
-        .await;
-    assert_eq!(a.status, 200, "{}", a.text);
-    a.body
-}
-
-/// Publishes `seconds` of SMALL to `app/name` and waits for ffmpeg to finish cleanly.
-async fn publish_all(r: &Running, app: &str, name: &str, seconds: u32) {
-    let p = Publish { seconds, ..SMALL };
-    let status = wait_exit(ffmpeg(r.rtmp, app, name, &p), Duration::from_secs(30)).await;
-    assert!(status.success(), "ffmpeg published cleanly");
-}
-
-async fn create(r: &Running) -> (String, String) {
-    let a = r
-        .app
-        .post("/api/v1/stream", OP, json!({"name": "ingest"}))
-        .await;
-    assert_eq!(a.status, 201, "{}", a.text);
-    (
-        a.body["id"].as_str().unwrap().to_string(),
-        a.body["streamname"].as_str().unwrap().to_string(),
-    )
-}
-
-async fn stream(r: &Running, id: &str) -> Value {
-    r.app.get(&format!("/api/v1/stream/{id}"), OP).await.body
-}
-
-async fn get(r: &Running, path: &str) -> (u16, bytes::Bytes) {
-    let req = axum::http::Request::get(path)
-        .body(axum::body::Body::empty())
-        .unwrap();
-    let a = r.app.send(req).await;
-    (a.status.as_u16(), bytes::Bytes::from(a.text.into_bytes()))
-}
-
-/// A site path's body, raw (segments are binary).
-async fn fetch_raw(r: &Running, path: &str) -> bytes::Bytes {
-    let req = axum::http::Request::get(path)
-        .body(axum::body::Body::empty())
-        .unwrap();
-    let res = tower::ServiceExt::oneshot(r.app.router.clone(), req)
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "{path}");
-    axum::body::to_bytes(res.into_body(), 256 << 20)
-        .await
-        .unwrap()
-}
-
-/// What ffprobe says (as JSON) of `media` written to a file.
-fn ffprobe_json(media: &[u8], args: &[&str]) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("media.mp4");
-    std::fs::write(&path, media).unwrap();
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-of", "json"])
-        .args(args)
-        .arg(&path)
-        .output()
-        .expect("ffprobe");
-    assert!(
-        out.status.success(),
-        "ffprobe: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn format_duration(probe: &Value) -> f64 {
-    probe["format"]["duration"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-/// The init segment and media segments a playlist lists, in order (`newest_only` keeps the last).
-fn playlist_files(text: &str, newest_only: bool) -> Vec<String> {
-    let init = text
-        .lines()
-        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
-        .map(|l| l.trim_end_matches('"').to_string())
-        .expect("EXT-X-MAP");
-    let mut segments: Vec<String> = text
-        .lines()
-        .filter(|l| l.ends_with(".m4s"))
-        .map(String::from)
-        .collect();
-    assert!(!segments.is_empty(), "a segment: {text}");
-    if newest_only {
-        segments = segments.split_off(segments.len() - 1);
-    }
-    std::iter::once(init).chain(segments).collect()
-}
-
-/// Fetches the live playlist's init segment and newest media segment and asks ffprobe what it
-/// sees in them.
-async fn probe_live_hls(r: &Running, id: &str) -> Value {
-    let (status, playlist) = get(r, &format!("/hls/{id}/index.m3u8")).await;
-    assert_eq!(status, 200);
-    let playlist = String::from_utf8(playlist.to_vec()).unwrap();
-    assert!(playlist.starts_with("#EXTM3U"), "{playlist}");
-    let mut file = Vec::new();
-    for name in playlist_files(&playlist, true) {
-        file.extend_from_slice(&fetch_raw(r, &format!("/hls/{id}/{name}")).await);
-    }
-    ffprobe_json(&file, &["-count_frames", "-show_streams"])
-}
-
-fn probe_stream<'a>(probe: &'a Value, kind: &str) -> Option<&'a Value> {
-    probe["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["codec_type"] == kind)
-}
 
 #[tokio::test]
 async fn publish_goes_live_with_session_and_hls_then_idle() {
@@ -278,6 +88,7 @@ async fn video_only_and_1080p() {
         size: "1920x1080",
         seconds: 5,
         audio: false,
+        filter: None,
     };
     let child = ffmpeg(r.rtmp, "rec", &name, &p);
     let live = until(&r, &id, "live 1080p", |s| {
@@ -374,11 +185,6 @@ async fn shutdown_ends_live_sessions() {
         .await
         .unwrap();
     assert_eq!(open, 0, "graceful shutdown closes sessions");
-}
-
-/// The site path of an absolute asset URL.
-fn asset_path(url: &str) -> String {
-    format!("/assets/{}", url.split_once("/assets/").unwrap().1)
 }
 
 /// Downloads an asset URL through the router and asks ffprobe for its duration and streams.

@@ -277,9 +277,13 @@ async fn get_organisation(
 struct RetentionUpdate {
     /// Days to keep recordings (1–36500), or null to keep them.
     recording_days: Option<i64>,
+    /// Thumbnails and motion clips kept per session (1–10000); left out = unchanged.
+    #[serde(default)]
+    history_per_session: Option<i64>,
 }
 
-/// Admin: how long the organisation keeps recordings. A sweep deletes older ones every hour.
+/// Admin: how long the organisation keeps recordings (a sweep deletes older ones every hour) and
+/// how many thumbnails and motion clips it keeps per session.
 #[utoipa::path(put, path = "/api/v1/organisation/retention", tag = "organisations",
     request_body = RetentionUpdate,
     responses((status = 200, body = OrganisationView), (status = 400, body = ErrorBody),
@@ -292,7 +296,7 @@ async fn set_retention(
     Ok(Json(
         s.services
             .store
-            .set_retention(&p, req.recording_days)
+            .set_retention(&p, req.recording_days, req.history_per_session)
             .await?,
     ))
 }

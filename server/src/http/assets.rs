@@ -1,5 +1,7 @@
-//! Asset files (recordings now; thumbnails, motion clips and clips later) from `DATA/assets`,
-//! with `Range` (206) and an `ETag` so players can seek and browsers can revalidate.
+//! Asset files (recordings, thumbnails, motion clips, clips) from `DATA/assets`, with `Range`
+//! (206) and an `ETag` so players can seek and browsers can revalidate. `STREAM/thumbnail/latest.jpg`
+//! (and `latest.320.jpg`) and `STREAM/motionclip/latest.gif` (and `latest.mp4`) are stable URLs of
+//! the newest one; `Cache-Control: no-cache` makes browsers revalidate them on every use.
 
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -15,8 +17,37 @@ pub fn router() -> axum::Router<AppState> {
     axum::Router::new().route("/assets/{*path}", get(asset))
 }
 
+/// The file a stable `latest` URL stands for now, if `path` is one.
+async fn latest(s: &AppState, path: &str) -> Option<Result<Option<String>, ApiError>> {
+    let mut parts = path.split('/');
+    let (stream, kind, name) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let suffix = match (kind, name) {
+        ("thumbnail", "latest.jpg") => ".jpg",
+        ("thumbnail", "latest.320.jpg") => ".320.jpg",
+        ("motionclip", "latest.gif") => ".gif",
+        ("motionclip", "latest.mp4") => ".mp4",
+        _ => return None,
+    };
+    Some(
+        s.services
+            .store
+            .latest_asset(stream, kind)
+            .await
+            .map(|p| p.map(|p| domain::store::sibling(&p, suffix))),
+    )
+}
+
 async fn asset(State(s): State<AppState>, Path(path): Path<String>, req: Request) -> Response {
     let missing = || Error(ApiError::not_found("asset")).into_response();
+    let path = match latest(&s, &path).await {
+        None => path,
+        Some(Ok(Some(p))) => p,
+        Some(Ok(None)) => return missing(),
+        Some(Err(e)) => return Error(e).into_response(),
+    };
     // Only plain relative paths below the assets folder.
     if path
         .split('/')

@@ -6,9 +6,13 @@ pub mod clip;
 pub mod frame;
 pub mod hls;
 pub mod ingest;
+pub mod motionclip;
 pub mod mux;
+pub mod picture;
 pub mod recording;
 pub mod replay;
+pub mod thumbnail;
+pub mod workers;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -138,6 +142,8 @@ pub struct Engine {
     /// `DATA/assets`: where processes write files and `/assets/…` serves them from.
     pub assets: std::path::PathBuf,
     pub rtsp: Arc<ingest::rtsp::Supervisor>,
+    /// The bounded pool that decodes for thumbnails and motion clips.
+    pub workers: workers::Workers,
     live: Mutex<HashMap<String, Arc<LiveStream>>>,
     hls: Mutex<HashMap<String, Arc<HlsOutput>>>,
 }
@@ -148,6 +154,7 @@ impl Engine {
             store,
             assets,
             rtsp: Arc::default(),
+            workers: workers::Workers::default(),
             live: Mutex::default(),
             hls: Mutex::default(),
         });
@@ -240,6 +247,29 @@ impl Engine {
                 rec,
             )));
         }
+        if settings.thumbnail.enabled {
+            consumers.push(tokio::spawn(thumbnail::run(
+                stream.bus.subscribe(),
+                self.clone(),
+                thumbnail::Thumbnails {
+                    stream_id: stream.stream_id.clone(),
+                    session_id: stream.session_id.clone(),
+                    interval: settings.thumbnail.interval,
+                },
+            )));
+        }
+        if settings.motionclip.enabled {
+            consumers.push(tokio::spawn(motionclip::run(
+                stream.bus.subscribe(),
+                self.clone(),
+                motionclip::MotionClips {
+                    stream_id: stream.stream_id.clone(),
+                    session_id: stream.session_id.clone(),
+                    interval: settings.motionclip.interval,
+                    duration: settings.motionclip.duration,
+                },
+            )));
+        }
         *stream.consumers.lock().expect("consumers") = consumers;
         self.hls
             .lock()
@@ -324,7 +354,7 @@ impl Engine {
 
     /// Removes the files of a deleted stream (its rows are gone with it).
     pub async fn delete_files(&self, stream_id: &str) {
-        for kind in ["recordings", "replay", "clips"] {
+        for kind in ["recordings", "replay", "clips", "thumbnails", "motionclips"] {
             let dir = self.assets.join(kind).join(stream_id);
             match tokio::fs::remove_dir_all(&dir).await {
                 Ok(()) => {}
@@ -334,6 +364,11 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Removes files below the assets folder (a missing file is fine).
+    pub async fn remove_asset_files(&self, paths: Vec<String>) {
+        remove_files(self.assets.clone(), paths).await
     }
 
     /// Ends every live session (graceful shutdown).
@@ -434,16 +469,7 @@ impl domain::store::MediaEngine for Engine {
     }
 
     fn remove_files(&self, paths: Vec<String>) -> domain::store::BoxFuture<()> {
-        let assets = self.assets.clone();
-        Box::pin(async move {
-            for p in paths {
-                match tokio::fs::remove_file(assets.join(&p)).await {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => tracing::warn!(path = %p, error = %e, "could not delete a file"),
-                }
-            }
-        })
+        Box::pin(remove_files(self.assets.clone(), paths))
     }
 }
 
@@ -457,5 +483,15 @@ fn placeholder(stream_id: &str) -> LiveStream {
         bus: Bus::default(),
         stats: StreamStats::default(),
         codecs: Mutex::default(),
+    }
+}
+
+async fn remove_files(assets: std::path::PathBuf, paths: Vec<String>) {
+    for p in paths {
+        match tokio::fs::remove_file(assets.join(&p)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(path = %p, error = %e, "could not delete a file"),
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod media;
+
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
@@ -40,6 +42,11 @@ pub struct Running {
 
 impl Running {
     pub async fn start() -> Running {
+        // Server logs go to the test's output (shown when it fails).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("liveproc=info,warn")
+            .with_test_writer()
+            .try_init();
         let data = tempfile::tempdir().expect("temp dir");
         let db_url = format!("sqlite://{}/liveproc.db", data.path().display());
         let cfg = liveproc::config::Config::parse_from([

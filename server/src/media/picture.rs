@@ -1,0 +1,281 @@
+//! Pictures from H.264: decode (OpenH264, in-process), scale, JPEG and animated GIF.
+//! Everything here is blocking CPU work; callers run it on the worker pool, never on the async
+//! threads.
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use openh264::decoder::{DecodeOptions, DecodedYUV, Decoder, DecoderConfig, Flush};
+use openh264::formats::YUVSource;
+use openh264::OpenH264API;
+
+use super::frame::{Frame, VideoParams};
+
+/// An RGB picture, 3 bytes per pixel, rows packed.
+#[derive(Clone)]
+pub struct Rgb {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+/// One H.264 decoder for one stream's session (SPS/PPS are sent with every keyframe, so it can
+/// start at any of them).
+pub struct H264 {
+    decoder: Decoder,
+    /// Annex-B SPS and PPS from the avcC record.
+    parameter_sets: Vec<u8>,
+    length_size: usize,
+}
+
+const START: [u8; 4] = [0, 0, 0, 1];
+
+impl H264 {
+    pub fn new(params: &VideoParams) -> Result<H264, String> {
+        let decoder = Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new())
+            .map_err(|e| format!("H.264 decoder: {e}"))?;
+        let (parameter_sets, length_size) = parameter_sets(&params.avcc)?;
+        Ok(H264 {
+            decoder,
+            parameter_sets,
+            length_size,
+        })
+    }
+
+    /// Decodes one access unit; a keyframe gets the parameter sets in front. Answers the picture
+    /// the decoder put out for it, if any (decoders hold pictures back while B-frames reorder).
+    pub fn decode(&mut self, frame: &Frame) -> Result<Option<Rgb>, String> {
+        let mut annexb = Vec::with_capacity(frame.data.len() + 64);
+        if frame.keyframe {
+            annexb.extend_from_slice(&self.parameter_sets);
+        }
+        let mut rest = &frame.data[..];
+        while rest.len() >= self.length_size {
+            let n = rest[..self.length_size]
+                .iter()
+                .fold(0usize, |a, b| (a << 8) | usize::from(*b));
+            rest = &rest[self.length_size..];
+            if n == 0 || n > rest.len() {
+                return Err("malformed NAL unit length".into());
+            }
+            annexb.extend_from_slice(&START);
+            annexb.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+        }
+        // No flush per call: with B-frames the decoder holds pictures back to reorder them, and
+        // flushing early breaks that; `flush` at the end of a run hands out the rest.
+        let options = DecodeOptions::new().flush_after_decode(Flush::NoFlush);
+        match self.decoder.decode_with_options(&annexb, options) {
+            Ok(Some(yuv)) => Ok(Some(to_rgb(&yuv))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(format!("H.264 decode: {e}")),
+        }
+    }
+
+    /// The pictures still held back at the end of a run.
+    pub fn flush(&mut self) -> Vec<Rgb> {
+        self.decoder
+            .flush_remaining()
+            .map(|v| v.iter().map(to_rgb).collect())
+            .unwrap_or_default()
+    }
+
+    /// Decodes a keyframe on its own: its picture (flushed out if the decoder held it).
+    pub fn keyframe(&mut self, frame: &Frame) -> Result<Rgb, String> {
+        if let Some(p) = self.decode(frame)? {
+            return Ok(p);
+        }
+        self.flush()
+            .into_iter()
+            .next()
+            .ok_or_else(|| "the keyframe gave no picture".to_string())
+    }
+}
+
+fn to_rgb(yuv: &DecodedYUV) -> Rgb {
+    let (w, h) = yuv.dimensions();
+    let mut data = vec![0u8; w * h * 3];
+    yuv.write_rgb8(&mut data);
+    Rgb {
+        width: w as u32,
+        height: h as u32,
+        data,
+    }
+}
+
+/// SPS and PPS of an AVCDecoderConfigurationRecord as Annex-B, and its NAL length size.
+fn parameter_sets(avcc: &[u8]) -> Result<(Vec<u8>, usize), String> {
+    let bad = || "malformed AVCDecoderConfigurationRecord".to_string();
+    let length_size = usize::from(*avcc.get(4).ok_or_else(bad)? & 0x3) + 1;
+    let mut out = Vec::new();
+    let mut at = 5;
+    for mask in [0x1Fu8, 0xFF] {
+        let count = *avcc.get(at).ok_or_else(bad)? & mask;
+        at += 1;
+        for _ in 0..count {
+            let n = usize::from(u16::from_be_bytes(
+                avcc.get(at..at + 2)
+                    .ok_or_else(bad)?
+                    .try_into()
+                    .map_err(|_| bad())?,
+            ));
+            at += 2;
+            out.extend_from_slice(&START);
+            out.extend_from_slice(avcc.get(at..at + n).ok_or_else(bad)?);
+            at += n;
+        }
+    }
+    Ok((out, length_size))
+}
+
+/// `pic` scaled to `width` (keeping its aspect; never up), as RGB or RGBA.
+pub fn scale(pic: &Rgb, width: u32, alpha: bool) -> Result<(u32, u32, Vec<u8>), String> {
+    let width = width.min(pic.width).max(2);
+    let height = ((u64::from(pic.height) * u64::from(width) + u64::from(pic.width) / 2)
+        / u64::from(pic.width))
+    .max(2) as u32;
+    let src = ImageRef::new(pic.width, pic.height, &pic.data, PixelType::U8x3)
+        .map_err(|e| format!("scale: {e}"))?;
+    let mut dst = Image::new(width, height, PixelType::U8x3);
+    Resizer::new()
+        .resize(
+            &src,
+            &mut dst,
+            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)),
+        )
+        .map_err(|e| format!("scale: {e}"))?;
+    let rgb = dst.into_vec();
+    if !alpha {
+        return Ok((width, height, rgb));
+    }
+    let rgba = rgb
+        .chunks_exact(3)
+        .flat_map(|p| [p[0], p[1], p[2], 255])
+        .collect();
+    Ok((width, height, rgba))
+}
+
+pub fn jpeg(width: u32, height: u32, rgb: &[u8], quality: u8) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(rgb.len() / 10);
+    jpeg_encoder::Encoder::new(&mut out, quality)
+        .encode(
+            rgb,
+            u16::try_from(width).map_err(|_| "too wide for JPEG")?,
+            u16::try_from(height).map_err(|_| "too tall for JPEG")?,
+            jpeg_encoder::ColorType::Rgb,
+        )
+        .map_err(|e| format!("JPEG: {e}"))?;
+    Ok(out)
+}
+
+/// How much a picture shows: the spread (standard deviation) of its luma on a coarse grid, 0–255.
+/// Black frames, fades and flat slates are near 0; real scenes are well above 10.
+pub fn detail(pic: &Rgb) -> f64 {
+    let (w, h) = (pic.width as usize, pic.height as usize);
+    let step_x = (w / 64).max(1);
+    let step_y = (h / 36).max(1);
+    let (mut n, mut sum, mut sq) = (0f64, 0f64, 0f64);
+    for y in (0..h).step_by(step_y) {
+        for x in (0..w).step_by(step_x) {
+            let i = (y * w + x) * 3;
+            let l = 0.299 * f64::from(pic.data[i])
+                + 0.587 * f64::from(pic.data[i + 1])
+                + 0.114 * f64::from(pic.data[i + 2]);
+            n += 1.0;
+            sum += l;
+            sq += l * l;
+        }
+    }
+    if n == 0.0 {
+        return 0.0;
+    }
+    let mean = sum / n;
+    (sq / n - mean * mean).max(0.0).sqrt()
+}
+
+/// Below this [`detail`] a picture counts as black or flat.
+pub const FLAT: f64 = 6.0;
+
+/// An animated GIF of equally sized RGBA frames with one palette for the whole clip (no
+/// flicker between frames), looping for ever; `delay_ms` per frame.
+pub fn gif(width: u32, height: u32, frames: &[Vec<u8>], delay_ms: u32) -> Result<Vec<u8>, String> {
+    let images = frames
+        .iter()
+        .map(|f| quantizr::Image::new(f, width as usize, height as usize))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("GIF: {e}"))?;
+    let mut histogram = quantizr::Histogram::new();
+    for i in &images {
+        histogram.add_image(i);
+    }
+    let mut result =
+        quantizr::QuantizeResult::quantize_histogram(&histogram, &quantizr::Options::default());
+    result
+        .set_dithering_level(0.5)
+        .map_err(|e| format!("GIF: {e}"))?;
+    let palette = result.get_palette();
+    let rgb: Vec<u8> = palette.entries[..palette.count as usize]
+        .iter()
+        .flat_map(|c| [c.r, c.g, c.b])
+        .collect();
+    let (w16, h16) = (
+        u16::try_from(width).map_err(|_| "too wide for GIF")?,
+        u16::try_from(height).map_err(|_| "too tall for GIF")?,
+    );
+    let mut out = Vec::new();
+    {
+        let mut enc =
+            gif::Encoder::new(&mut out, w16, h16, &rgb).map_err(|e| format!("GIF: {e}"))?;
+        enc.set_repeat(gif::Repeat::Infinite)
+            .map_err(|e| format!("GIF: {e}"))?;
+        let mut indexed = vec![0u8; width as usize * height as usize];
+        for image in &images {
+            result
+                .remap_image(image, &mut indexed)
+                .map_err(|e| format!("GIF: {e}"))?;
+            let mut frame = gif::Frame::from_indexed_pixels(w16, h16, indexed.clone(), None);
+            // GIF delays are in 10 ms; browsers treat under 20 ms as 100 ms.
+            frame.delay = (delay_ms / 10).max(2) as u16;
+            enc.write_frame(&frame).map_err(|e| format!("GIF: {e}"))?;
+        }
+        enc.into_inner().map_err(|e| format!("GIF: {e}"))?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detail_tells_flat_from_busy() {
+        let flat = Rgb {
+            width: 64,
+            height: 36,
+            data: vec![8; 64 * 36 * 3],
+        };
+        assert!(detail(&flat) < FLAT);
+        let busy = Rgb {
+            width: 64,
+            height: 36,
+            data: (0..64 * 36 * 3).map(|i| ((i / 3) % 64 * 4) as u8).collect(),
+        };
+        assert!(detail(&busy) > 30.0, "{}", detail(&busy));
+    }
+
+    #[test]
+    fn scale_keeps_aspect_and_never_enlarges() {
+        let pic = Rgb {
+            width: 1280,
+            height: 720,
+            data: vec![100; 1280 * 720 * 3],
+        };
+        let (w, h, rgb) = scale(&pic, 320, false).unwrap();
+        assert_eq!((w, h, rgb.len()), (320, 180, 320 * 180 * 3));
+        let (w, h, rgba) = scale(&pic, 4000, true).unwrap();
+        assert_eq!((w, h, rgba.len()), (1280, 720, 1280 * 720 * 4));
+        let jpg = jpeg(320, 180, &rgb, 80).unwrap();
+        assert_eq!(&jpg[..2], &[0xFF, 0xD8]);
+        let g = gif(4, 2, &[vec![10; 32], vec![200; 32]], 125).unwrap();
+        assert_eq!(&g[..6], b"GIF89a");
+    }
+}

@@ -1,0 +1,228 @@
+//! Thumbnails: every `interval` seconds the next keyframe, and only that keyframe, is decoded and
+//! written as JPEG (full size and 320 px wide).
+//!
+//! - The session's first keyframe always makes a thumbnail, so a preview exists within a second
+//!   of going live.
+//! - Black or flat pictures: a picture whose luma spread ([`picture::detail`], the standard
+//!   deviation of luma on a 64×36 grid) is under [`picture::FLAT`] counts as flat. When a
+//!   thumbnail is due and its keyframe is flat, the following keyframes are tried instead for up
+//!   to half the interval; if none is better, the flat one is kept so the history has no gap.
+//!   After a flat thumbnail (e.g. a stream that starts black), the first keyframe with a picture
+//!   is published at once rather than at the next interval.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use super::bus::Subscription;
+use super::frame::{Event, Frame, Track, VideoParams, VIDEO_TIMESCALE};
+use super::picture::{self, H264};
+use super::workers::{thread_cpu, Workers};
+use super::Engine;
+
+/// Width of the small preview next to each thumbnail.
+pub const PREVIEW_WIDTH: u32 = 320;
+
+pub struct Thumbnails {
+    pub stream_id: String,
+    pub session_id: String,
+    /// Seconds between thumbnails.
+    pub interval: i64,
+}
+
+/// What a job did with its keyframe.
+enum Outcome {
+    Written { flat: bool },
+    SkippedFlat,
+    Failed,
+}
+
+/// What the blocking part hands back.
+struct Written {
+    width: u32,
+    height: u32,
+    size: u64,
+    flat: bool,
+}
+
+/// Decodes `frame` and, unless it is flat and not `force`d, writes `rel`'s JPEG and its preview.
+fn make(
+    decoder: &Mutex<Option<H264>>,
+    params: &VideoParams,
+    frame: &Frame,
+    force: bool,
+    out: &std::path::Path,
+) -> Result<Option<Written>, String> {
+    let mut guard = decoder.lock().map_err(|_| "decoder lock")?;
+    if guard.is_none() {
+        *guard = Some(H264::new(params)?);
+    }
+    let pic = guard.as_mut().expect("set above").keyframe(frame)?;
+    drop(guard);
+    let flat = picture::detail(&pic) < picture::FLAT;
+    if flat && !force {
+        return Ok(None);
+    }
+    let full = picture::jpeg(pic.width, pic.height, &pic.data, 85)?;
+    let (w, h, small) = picture::scale(&pic, PREVIEW_WIDTH, false)?;
+    let preview = picture::jpeg(w, h, &small, 80)?;
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("thumbnail folder: {e}"))?;
+    }
+    let preview_path = out.with_extension("320.jpg");
+    std::fs::write(&preview_path, &preview).map_err(|e| format!("thumbnail: {e}"))?;
+    std::fs::write(out, &full).map_err(|e| format!("thumbnail: {e}"))?;
+    Ok(Some(Written {
+        width: pic.width,
+        height: pic.height,
+        size: full.len() as u64,
+        flat,
+    }))
+}
+
+/// Runs one job: decode on the pool, then register the file and trim the history.
+async fn job(
+    engine: Arc<Engine>,
+    t: Arc<Thumbnails>,
+    decoder: Arc<Mutex<Option<H264>>>,
+    params: VideoParams,
+    frame: Frame,
+    force: bool,
+    index: i64,
+) -> Outcome {
+    let rel = format!("thumbnails/{}/{}/{index}.jpg", t.stream_id, t.session_id);
+    let out = engine.assets.join(&rel);
+    let work = move || {
+        let cpu = thread_cpu();
+        let r = make(&decoder, &params, &frame, force, &out);
+        (r, thread_cpu().saturating_sub(cpu))
+    };
+    let Some((result, cpu)) = engine.workers.run(work).await else {
+        return Outcome::Failed;
+    };
+    Workers::count(&engine.workers.thumbnail_cpu_us, cpu.as_micros() as u64);
+    let w = match result {
+        Ok(Some(w)) => w,
+        Ok(None) => {
+            Workers::count(&engine.workers.thumbnails_skipped_flat, 1);
+            return Outcome::SkippedFlat;
+        }
+        Err(e) => {
+            Workers::count(&engine.workers.failures, 1);
+            tracing::warn!(stream = %t.stream_id, error = %e, "thumbnail failed");
+            return Outcome::Failed;
+        }
+    };
+    let store = &engine.store;
+    let registered = async {
+        let id = store
+            .insert_asset(&domain::store::NewAsset {
+                stream_id: t.stream_id.clone(),
+                session_id: Some(t.session_id.clone()),
+                kind: "thumbnail",
+                path: rel.clone(),
+                index,
+                width: Some(i64::from(w.width)),
+                height: Some(i64::from(w.height)),
+            })
+            .await?;
+        store
+            .finish_asset(&id, None, w.size as i64, "ready")
+            .await?;
+        store.prune_history(&t.session_id, "thumbnail").await
+    }
+    .await;
+    match registered {
+        Ok(old) => {
+            let files = old
+                .iter()
+                .flat_map(|p| [p.clone(), domain::store::sibling(p, ".320.jpg")])
+                .collect();
+            engine.remove_asset_files(files).await;
+            Workers::count(&engine.workers.thumbnails, 1);
+            Outcome::Written { flat: w.flat }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "thumbnail: could not register the file");
+            Outcome::Failed
+        }
+    }
+}
+
+/// Consumes a session's bus until it ends.
+pub async fn run(mut sub: Subscription, engine: Arc<Engine>, t: Thumbnails) {
+    let t = Arc::new(t);
+    let interval = t.interval.max(1) * i64::from(VIDEO_TIMESCALE);
+    let decoder: Arc<Mutex<Option<H264>>> = Arc::default();
+    let mut params: Option<VideoParams> = None;
+    // Decode time from which the next thumbnail is due; None = the first keyframe.
+    let mut next_due: Option<i64> = None;
+    // When the due thumbnail's search for a non-flat keyframe began.
+    let mut searching_since: Option<i64> = None;
+    // The last thumbnail was flat: publish the first keyframe with a picture at once.
+    let mut after_flat = false;
+    let mut index = 0i64;
+    let (tx, mut rx) = mpsc::channel::<(i64, bool, Outcome)>(1);
+    let mut in_flight = false;
+    loop {
+        tokio::select! {
+            event = sub.recv() => {
+                let Some(event) = event else { break };
+                match &*event {
+                    Event::Video(p) => {
+                        params = Some(p.clone());
+                        // New parameters, new decoder (made lazily on the pool).
+                        if let Ok(mut d) = decoder.lock() {
+                            *d = None;
+                        }
+                    }
+                    Event::Frame(f) if f.track == Track::Video && f.keyframe && !in_flight => {
+                        let Some(p) = params.clone() else { continue };
+                        let due = next_due.is_none_or(|d| f.dts >= d);
+                        if !due && !after_flat {
+                            continue;
+                        }
+                        let force = if due {
+                            let since = *searching_since.get_or_insert(f.dts);
+                            next_due.is_none() || f.dts - since >= interval / 2
+                        } else {
+                            false
+                        };
+                        index += 1;
+                        in_flight = true;
+                        let (engine, t, decoder, tx, f) =
+                            (engine.clone(), t.clone(), decoder.clone(), tx.clone(), f.clone());
+                        tokio::spawn(async move {
+                            let dts = f.dts;
+                            let outcome = job(engine, t, decoder, p, f, force, index).await;
+                            let _ = tx.send((dts, due, outcome)).await;
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            Some((dts, due, outcome)) = rx.recv() => {
+                in_flight = false;
+                match outcome {
+                    Outcome::Written { flat } => {
+                        if due {
+                            next_due = Some(dts + interval);
+                            searching_since = None;
+                        }
+                        after_flat = flat;
+                    }
+                    Outcome::SkippedFlat => {}
+                    // Do not retry a failing decode on every keyframe.
+                    Outcome::Failed => {
+                        next_due = Some(dts + interval);
+                        searching_since = None;
+                        after_flat = false;
+                    }
+                }
+            }
+        }
+    }
+    if in_flight {
+        let _ = rx.recv().await;
+    }
+}

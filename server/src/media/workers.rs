@@ -1,0 +1,135 @@
+//! The bounded pool for decoding work (thumbnails, motion clips): as many jobs at once as the
+//! machine has cores, run on blocking threads. Thumbnails wait for a place; motion clips are
+//! skipped (and counted) when none is free, so a saturated machine keeps ingest, HLS and
+//! recording going and gives up the most expensive preview first.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+pub struct Workers {
+    permits: Arc<Semaphore>,
+    pub size: usize,
+    pub thumbnails: AtomicU64,
+    pub thumbnail_cpu_us: AtomicU64,
+    pub thumbnails_skipped_flat: AtomicU64,
+    pub motionclips: AtomicU64,
+    pub motionclip_cpu_us: AtomicU64,
+    pub motionclips_skipped_busy: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+impl Default for Workers {
+    fn default() -> Self {
+        let size = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Workers {
+            permits: Arc::new(Semaphore::new(size)),
+            size,
+            thumbnails: AtomicU64::new(0),
+            thumbnail_cpu_us: AtomicU64::new(0),
+            thumbnails_skipped_flat: AtomicU64::new(0),
+            motionclips: AtomicU64::new(0),
+            motionclip_cpu_us: AtomicU64::new(0),
+            motionclips_skipped_busy: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Workers {
+    /// Runs `job` on the pool once a place is free.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let permit = self.permits.clone().acquire_owned().await.ok()?;
+        let out = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job()
+        })
+        .await;
+        out.ok()
+    }
+
+    /// Runs `job` if a place is free now; None (and nothing run) when the pool is full.
+    pub async fn try_run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let permit = self.permits.clone().try_acquire_owned().ok()?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job()
+        })
+        .await
+        .ok()
+    }
+
+    /// Prometheus lines for the pool's counters.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let counters = [
+            (
+                "liveproc_thumbnails_total",
+                "Thumbnails written.",
+                &self.thumbnails,
+            ),
+            (
+                "liveproc_thumbnail_cpu_microseconds_total",
+                "CPU time spent on thumbnails.",
+                &self.thumbnail_cpu_us,
+            ),
+            (
+                "liveproc_thumbnails_skipped_flat_total",
+                "Keyframes skipped as black or flat.",
+                &self.thumbnails_skipped_flat,
+            ),
+            (
+                "liveproc_motionclips_total",
+                "Motion clips written.",
+                &self.motionclips,
+            ),
+            (
+                "liveproc_motionclip_cpu_microseconds_total",
+                "CPU time spent on motion clips.",
+                &self.motionclip_cpu_us,
+            ),
+            (
+                "liveproc_motionclips_skipped_busy_total",
+                "Motion clips skipped because the worker pool was full.",
+                &self.motionclips_skipped_busy,
+            ),
+            (
+                "liveproc_decode_failures_total",
+                "Thumbnail or motion clip jobs that failed.",
+                &self.failures,
+            ),
+        ];
+        for (name, help, c) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                c.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP liveproc_workers Size of the decode worker pool.\n# TYPE liveproc_workers gauge\nliveproc_workers {}",
+            self.size
+        );
+        out
+    }
+
+    pub fn count(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// CPU time of the calling thread so far (what a job cost, not how long it waited).
+pub fn thread_cpu() -> std::time::Duration {
+    cpu_time::ThreadTime::try_now()
+        .map(|t| t.as_duration())
+        .unwrap_or_default()
+}

@@ -1,0 +1,227 @@
+//! Thumbnails and motion clips from real publishes (ffmpeg), checked with ffprobe.
+
+mod common;
+
+use std::time::Duration;
+
+use common::media::*;
+use common::{until, Running};
+use serde_json::{json, Value};
+
+fn entries<'a>(s: &'a Value, list: &str, kind: &str) -> Vec<&'a Value> {
+    s["playout"][list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .collect()
+}
+
+fn probe_first_stream(media: &[u8], count: bool) -> Value {
+    let mut args = vec![
+        "-show_entries",
+        "stream=codec_name,width,height,nb_read_frames",
+    ];
+    if count {
+        args.insert(0, "-count_frames");
+    }
+    ffprobe_json(media, &args)["streams"][0].clone()
+}
+
+fn ms(rfc3339: &Value) -> i64 {
+    let t = time::OffsetDateTime::parse(
+        rfc3339.as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[tokio::test]
+async fn thumbnails_and_motion_clips_of_a_26_s_publish() {
+    let r = Running::start().await;
+    let (id, name) = create(&r).await;
+    set_processing(
+        &r,
+        &id,
+        json!({"thumbnail": {"enabled": true, "interval": 10},
+               "motionclip": {"enabled": true, "interval": 10, "duration": 3}}),
+    )
+    .await;
+    // High profile with B-frames (the SMALL publish), 26 s.
+    let p = Publish {
+        seconds: 26,
+        ..SMALL
+    };
+    let child = ffmpeg(r.rtmp, "live", &name, &p);
+    // A preview exists within moments of going live.
+    let s = until(&r, &id, "a first thumbnail", |s| {
+        s["state"] == "live" && !entries(s, "thumbnails", "image").is_empty()
+    })
+    .await;
+    let first = entries(&s, "thumbnails", "image")[0];
+    let lead = ms(&first["createdAt"]) - ms(&s["sessions"][0]["startedAt"]);
+    assert!(
+        lead < 3000,
+        "first thumbnail {lead} ms after the session started"
+    );
+    assert!(wait_exit(child, Duration::from_secs(40)).await.success());
+    let s = until(&r, &id, "idle with previews", |s| {
+        s["state"] == "idle" && entries(s, "motionclip", "clip").len() >= 2
+    })
+    .await;
+
+    let images = entries(&s, "thumbnails", "image");
+    assert!(
+        images.len() >= 3,
+        "first keyframe + every 10 s: {}",
+        images.len()
+    );
+    for img in &images {
+        assert_eq!(
+            (img["width"].as_i64(), img["height"].as_i64()),
+            (Some(640), Some(360))
+        );
+        let jpg = fetch_raw(&r, &asset_path(img["url"].as_str().unwrap())).await;
+        let v = probe_first_stream(&jpg, false);
+        assert_eq!(v["codec_name"], "mjpeg");
+        assert_eq!(
+            (v["width"].as_i64(), v["height"].as_i64()),
+            (Some(640), Some(360))
+        );
+        let small = fetch_raw(&r, &asset_path(img["preview"].as_str().unwrap())).await;
+        let v = probe_first_stream(&small, false);
+        assert_eq!(
+            (v["width"].as_i64(), v["height"].as_i64()),
+            (Some(320), Some(180))
+        );
+    }
+    // Spaced by the interval.
+    let times: Vec<i64> = images.iter().map(|i| ms(&i["createdAt"])).collect();
+    assert!(times[0] - times[1] >= 8000, "{times:?}");
+
+    // The stable latest URL serves the newest, and lets browsers revalidate.
+    let latest = entries(&s, "thumbnails", "latest")[0]["url"]
+        .as_str()
+        .unwrap();
+    assert!(latest.ends_with(&format!("/assets/{id}/thumbnail/latest.jpg")));
+    let req = axum::http::Request::get(asset_path(latest))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(r.app.router.clone(), req)
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["cache-control"], "no-cache");
+    assert!(res.headers().contains_key("etag"));
+    let newest = fetch_raw(&r, &asset_path(images[0]["url"].as_str().unwrap())).await;
+    assert_eq!(fetch_raw(&r, &asset_path(latest)).await, newest);
+
+    // Motion clips: GIFs of the stream's motion, and an MP4 of the same span.
+    let clips = entries(&s, "motionclip", "clip");
+    for c in &clips {
+        let gif = fetch_raw(&r, &asset_path(c["url"].as_str().unwrap())).await;
+        let v = probe_first_stream(&gif, true);
+        assert_eq!(v["codec_name"], "gif");
+        assert_eq!(v["width"].as_i64(), Some(320));
+        let frames: i64 = v["nb_read_frames"].as_str().unwrap().parse().unwrap();
+        assert!(frames >= 5, "a GIF with motion: {frames} frames");
+        let d = c["duration"].as_f64().unwrap();
+        assert!((d - 3.0).abs() <= 0.2, "clip duration {d}");
+        let mp4 = fetch_raw(&r, &asset_path(c["mp4"].as_str().unwrap())).await;
+        let probed = format_duration(&ffprobe_json(&mp4, &["-show_entries", "format=duration"]));
+        assert!((probed - 3.0).abs() <= 0.3, "mp4 of the span: {probed}");
+    }
+    let latest_gif = entries(&s, "motionclip", "latest")[0]["url"]
+        .as_str()
+        .unwrap();
+    let (status, body) = get(&r, &asset_path(latest_gif)).await;
+    assert_eq!(status, 200);
+    assert_eq!(&body[..6], b"GIF89a");
+
+    // The work is counted.
+    let (_, metrics) = get(&r, "/metrics").await;
+    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
+    assert!(metrics.contains("liveproc_thumbnails_total"), "{metrics}");
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_that_starts_black_gets_a_real_picture_soon() {
+    let r = Running::start().await;
+    let (id, name) = create(&r).await;
+    set_processing(
+        &r,
+        &id,
+        json!({"thumbnail": {"enabled": true, "interval": 60}}),
+    )
+    .await;
+    // Four seconds of black, then the test picture.
+    let p = Publish {
+        seconds: 9,
+        filter: Some("fade=in:st=4:d=0.2"),
+        ..SMALL
+    };
+    assert!(
+        wait_exit(ffmpeg(r.rtmp, "live", &name, &p), Duration::from_secs(30))
+            .await
+            .success()
+    );
+    let s = until(&r, &id, "two thumbnails", |s| {
+        s["state"] == "idle" && entries(s, "thumbnails", "image").len() >= 2
+    })
+    .await;
+    // Newest first: a picture, published long before the 60 s interval; the oldest is black.
+    let images = entries(&s, "thumbnails", "image");
+    let size = |i: &Value| {
+        let url = asset_path(i["url"].as_str().unwrap());
+        let r = &r;
+        async move { fetch_raw(r, &url).await.len() }
+    };
+    let black = size(images[images.len() - 1]).await;
+    let picture = size(images[0]).await;
+    assert!(
+        picture > 3 * black,
+        "the later thumbnail shows the picture: {picture} bytes vs {black} black"
+    );
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn decodes_720p_and_1080p() {
+    let r = Running::start().await;
+    let (id, name) = create(&r).await;
+    set_processing(
+        &r,
+        &id,
+        json!({"thumbnail": {"enabled": true, "interval": 10}}),
+    )
+    .await;
+    for (size, w, h) in [("1280x720", 1280, 720), ("1920x1080", 1920, 1080)] {
+        let p = Publish {
+            size,
+            seconds: 4,
+            audio: false,
+            filter: None,
+        };
+        assert!(
+            wait_exit(ffmpeg(r.rtmp, "live", &name, &p), Duration::from_secs(30))
+                .await
+                .success()
+        );
+        let s = until(&r, &id, "a thumbnail of this size", |s| {
+            s["state"] == "idle"
+                && entries(s, "thumbnails", "image")
+                    .first()
+                    .is_some_and(|i| i["width"] == w)
+        })
+        .await;
+        let img = entries(&s, "thumbnails", "image")[0];
+        let jpg = fetch_raw(&r, &asset_path(img["url"].as_str().unwrap())).await;
+        let v = probe_first_stream(&jpg, false);
+        assert_eq!(
+            (v["width"].as_i64(), v["height"].as_i64()),
+            (Some(w), Some(h))
+        );
+    }
+    r.stop().await;
+}
