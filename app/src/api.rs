@@ -149,3 +149,10 @@ pub async fn set_recording_retention(
     };
     s.store.set_retention(&p, days, None).await
 }
+
+/// A session's thumbnails for the replay timeline: (session seconds, preview URL).
+#[server]
+pub async fn session_thumbnails(session: String) -> Result<Vec<(f64, String)>, ApiError> {
+    let (s, p) = principal().await?;
+    s.store.session_thumbnails(&p, &session, &s.urls).await
+}

@@ -1139,6 +1139,35 @@ impl Store {
         Ok((view, entry))
     }
 
+    /// A session's thumbnails for its replay timeline: (seconds from the session's start,
+    /// 320 px preview URL), oldest first.
+    pub async fn session_thumbnails(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        urls: &Urls,
+    ) -> Result<Vec<(f64, String)>, ApiError> {
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT a.created_at, a.path, ss.started_at FROM assets a \
+             JOIN sessions ss ON ss.id = a.session_id JOIN streams s ON s.id = ss.stream_id \
+             WHERE a.session_id = $1 AND a.kind = 'thumbnail' AND a.status = 'ready' \
+             AND s.organisation_id = $2 ORDER BY a.created_at",
+        )
+        .bind(session_id)
+        .bind(&p.organisation_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(at, path, started)| {
+                (
+                    (at - started) as f64 / 1000.0,
+                    format!("{}/assets/{}", urls.public, sibling(&path, ".320.jpg")),
+                )
+            })
+            .collect())
+    }
+
     // ---- internals -------------------------------------------------------------------------
 
     async fn require_live_processing(&self, organisation_id: &str) -> Result<(), ApiError> {

@@ -517,6 +517,14 @@ async fn clips_cut_the_replay_without_reencoding() {
         .as_str()
         .unwrap()
         .ends_with(&format!("/clip/{clip_id}")));
+    // A poster of the first frame for the share page.
+    let poster = fetch_raw(&r, &asset_path(clip["poster"].as_str().expect("poster"))).await;
+    let v = ffprobe_json(
+        &poster,
+        &["-show_entries", "stream=codec_name,width,height"],
+    );
+    assert_eq!(v["streams"][0]["codec_name"], "mjpeg");
+    assert_eq!(v["streams"][0]["width"], 640);
     let media = fetch_raw(&r, &asset_path(clip["url"].as_str().unwrap())).await;
     let (moov, mdat) = (top_box(&media, b"moov"), top_box(&media, b"mdat"));
     assert!(

@@ -8,7 +8,7 @@ use domain::view::{ClipRequest, ClipView};
 use leptos::html::Video;
 use leptos::prelude::*;
 
-use crate::api::{create_clip, delete_clip, session_clips};
+use crate::api::{create_clip, delete_clip, session_clips, session_thumbnails};
 use crate::components::{CopyButton, ErrorNote};
 
 /// Seconds a new selection spans by default.
@@ -118,6 +118,42 @@ pub fn ClipEditor(session: String, video: NodeRef<Video>) -> impl IntoView {
         None
     };
 
+    // Thumbnails of the session, shown over the timeline where the pointer is.
+    let session_for_thumbs = session.clone();
+    let thumbs = Resource::new(
+        move || (),
+        move |_| session_thumbnails(session_for_thumbs.clone()),
+    );
+    let hover = RwSignal::new(None::<f64>);
+    let on_hover = move |ev: leptos::ev::MouseEvent| {
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast;
+            let rect = ev
+                .current_target()
+                .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+                .map(|e| e.get_bounding_client_rect());
+            if let (Some((from, to)), Some(rect)) = (range.get_untracked(), rect) {
+                if rect.width() <= 0.0 {
+                    return;
+                }
+                let x = (f64::from(ev.client_x()) - rect.left()) / rect.width();
+                hover.set(Some(from + x.clamp(0.0, 1.0) * (to - from)));
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
+    let hover_thumb = move || {
+        let t = hover.get()?;
+        let list = thumbs.get()?.ok()?;
+        let (at, url) = list
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= t + 0.5)
+            .or(list.first())?;
+        Some((t, *at, url.clone()))
+    };
     let session_for_list = session.clone();
     let clips = Resource::new(move || (), move |_| session_clips(session_for_list.clone()));
     let session_for_create = session.clone();
@@ -165,7 +201,14 @@ pub fn ClipEditor(session: String, video: NodeRef<Video>) -> impl IntoView {
         <section class="card clip-editor" id="clip" data-testid="clip-editor">
             <h2>"Clip & Share"</h2>
             <p class="muted">"Choose in and out points, preview, then create a clip to share. Times are seconds from the session's start."</p>
-            <div class="timeline" data-testid="clip-timeline">
+            <div class="timeline" data-testid="clip-timeline"
+                on:mousemove=on_hover on:mouseleave=move |_| hover.set(None)>
+                {move || hover_thumb().map(|(t, at, url)| view! {
+                    <figure class="hover-thumb" data-testid="timeline-thumb" style=format!("left:{:.3}%", pct(t))>
+                        <img src=url alt=""/>
+                        <figcaption>{clock(at)}</figcaption>
+                    </figure>
+                })}
                 <div class="band" style=move || format!("left:{:.3}%;width:{:.3}%", pct(in_s.get()), (pct(out_s.get()) - pct(in_s.get())).max(0.0))></div>
                 <div class="playhead" style=move || format!("left:{:.3}%", pct(current.get()))></div>
                 <input type="range" aria-label="In point" data-testid="clip-in-handle" step="0.1"

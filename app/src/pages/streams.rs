@@ -60,7 +60,8 @@ fn StreamTable(groups: Vec<Vec<StreamView>>) -> impl IntoView {
                         let processes = if on.is_empty() { "—".to_string() } else { on.join(", ") };
                         let thumb = (live && head.asset_counts.thumbnail > 0).then(|| {
                             head.playout.thumbnails.iter().find_map(|t| match t {
-                                ThumbnailEntry::Link(l) => Some(l.url.clone()),
+                                // The small preview of the latest thumbnail.
+                                ThumbnailEntry::Link(l) => Some(l.url.replace("latest.jpg", "latest.320.jpg")),
                                 _ => None,
                             })
                         }).flatten();

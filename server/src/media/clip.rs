@@ -286,6 +286,20 @@ pub struct Cut {
     /// Seconds the clip plays (the edit list's length).
     pub duration: f64,
     pub size: u64,
+    /// The video's avcC and the clip's first keyframe, for a poster picture.
+    pub keyframe: Option<(Vec<u8>, bytes::Bytes)>,
+}
+
+/// The avcC record inside an `stsd` box holding one `avc1` entry.
+fn avcc_of(stsd: &[u8]) -> Option<&[u8]> {
+    // stsd: header 8, version/flags 4, entry count 4; avc1: header 8, 78 bytes of fields.
+    let avc1 = stsd.get(16..)?;
+    if avc1.get(4..8)? != b"avc1" {
+        return None;
+    }
+    children(avc1.get(8 + 78..)?)
+        .find(|(k, _)| k == b"avcC")
+        .map(|(_, b)| b)
 }
 
 /// The samples of one track that the clip keeps, and its edit.
@@ -402,9 +416,18 @@ pub fn cut(
     }
     let duration_ms = ((end - start) * 1000.0).round().max(1.0) as u64;
     let size = write_mp4(dir, &chosen, &kept, duration_ms, out)?;
+    let keyframe = kept.iter().find(|k| k.track.video).and_then(|k| {
+        let s = k.samples.first()?;
+        let mut f = File::open(dir.join(&chosen[s.segment].file)).ok()?;
+        f.seek(SeekFrom::Start(s.offset)).ok()?;
+        let mut data = vec![0u8; s.size as usize];
+        f.read_exact(&mut data).ok()?;
+        Some((avcc_of(&k.track.stsd)?.to_vec(), bytes::Bytes::from(data)))
+    });
     Ok(Cut {
         duration: duration_ms as f64 / 1000.0,
         size,
+        keyframe,
     })
 }
 

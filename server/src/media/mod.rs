@@ -439,21 +439,31 @@ impl domain::store::MediaEngine for Engine {
         Box::pin(async move {
             let began = std::time::Instant::now();
             let out = assets.join(&job.out);
+            let poster = assets.join(&job.poster);
             let cut = tokio::task::spawn_blocking(move || {
                 if let Some(dir) = out.parent() {
                     std::fs::create_dir_all(dir)
                         .map_err(|e| clip::ClipError::Io(format!("clip folder: {e}")))?;
                 }
-                clip::cut(
+                let cut = clip::cut(
                     &assets.join(&job.replay_dir),
                     job.started_at_ms,
                     job.start,
                     job.end,
                     &out,
-                )
+                )?;
+                // The share page's poster: the clip's first keyframe (a clip is fine without).
+                let has_poster = match &cut.keyframe {
+                    Some((avcc, frame)) => picture::poster(avcc, frame.clone(), &poster)
+                        .map_err(|e| tracing::warn!(error = %e, "clip poster failed"))
+                        .is_ok(),
+                    None => false,
+                };
+                Ok::<_, clip::ClipError>((cut, has_poster))
             })
             .await
             .map_err(|e| domain::ApiError::new(500, "clip_failed", e.to_string()))??;
+            let (cut, has_poster) = cut;
             tracing::info!(
                 seconds = cut.duration,
                 bytes = cut.size,
@@ -463,7 +473,7 @@ impl domain::store::MediaEngine for Engine {
             Ok(domain::store::ClipCut {
                 duration: cut.duration,
                 size: cut.size as i64,
-                poster: false,
+                poster: has_poster,
             })
         })
     }

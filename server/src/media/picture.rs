@@ -31,9 +31,14 @@ const START: [u8; 4] = [0, 0, 0, 1];
 
 impl H264 {
     pub fn new(params: &VideoParams) -> Result<H264, String> {
+        Self::from_avcc(&params.avcc)
+    }
+
+    /// From an AVCDecoderConfigurationRecord alone (e.g. a file's `avcC`).
+    pub fn from_avcc(avcc: &[u8]) -> Result<H264, String> {
         let decoder = Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new())
             .map_err(|e| format!("H.264 decoder: {e}"))?;
-        let (parameter_sets, length_size) = parameter_sets(&params.avcc)?;
+        let (parameter_sets, length_size) = parameter_sets(avcc)?;
         Ok(H264 {
             decoder,
             parameter_sets,
@@ -278,4 +283,18 @@ mod tests {
         let g = gif(4, 2, &[vec![10; 32], vec![200; 32]], 125).unwrap();
         assert_eq!(&g[..6], b"GIF89a");
     }
+}
+
+/// A poster JPEG of one keyframe (AVCC sample data) of a stream with this avcC.
+pub fn poster(avcc: &[u8], keyframe: bytes::Bytes, out: &std::path::Path) -> Result<(), String> {
+    let frame = Frame {
+        track: super::frame::Track::Video,
+        dts: 0,
+        pts: 0,
+        keyframe: true,
+        data: keyframe,
+    };
+    let pic = H264::from_avcc(avcc)?.keyframe(&frame)?;
+    let jpg = jpeg(pic.width, pic.height, &pic.data, 85)?;
+    std::fs::write(out, jpg).map_err(|e| format!("poster: {e}"))
 }
