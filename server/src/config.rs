@@ -31,6 +31,14 @@ pub struct Config {
     /// Base of absolute URLs in API answers; default http:// + the HTTP address.
     #[arg(long = "public-url", env = "LIVEPROC_PUBLIC_URL")]
     pub public_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Measures liveproc side by side with an equivalent ffmpeg pipeline (see BENCHMARKS.md).
+    Bench(crate::bench::BenchArgs),
 }
 
 impl Config {

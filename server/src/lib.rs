@@ -1,5 +1,6 @@
 //! liveproc's server: configuration, the HTTP site and (later) the media engine.
 
+pub mod bench;
 pub mod config;
 pub mod http;
 pub mod media;

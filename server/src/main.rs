@@ -8,5 +8,9 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .init();
-    liveproc::serve(liveproc::config::Config::parse()).await
+    let cfg = liveproc::config::Config::parse();
+    match cfg.command.clone() {
+        Some(liveproc::config::Command::Bench(args)) => liveproc::bench::run(args).await,
+        None => liveproc::serve(cfg).await,
+    }
 }

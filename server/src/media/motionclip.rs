@@ -23,24 +23,24 @@ pub struct MotionClips {
     pub duration: i64,
 }
 
-/// A span being collected.
-struct Span {
-    video: Vec<Frame>,
-    audio: Vec<Frame>,
-    params: VideoParams,
-    audio_params: Option<AudioParams>,
+/// A span of a stream: from a keyframe, `duration` seconds of frames.
+pub struct Span {
+    pub video: Vec<Frame>,
+    pub audio: Vec<Frame>,
+    pub params: VideoParams,
+    pub audio_params: Option<AudioParams>,
 }
 
-struct Written {
-    width: u32,
-    height: u32,
-    frames: usize,
-    seconds: f64,
-    size: u64,
+pub struct Written {
+    pub width: u32,
+    pub height: u32,
+    pub frames: usize,
+    pub seconds: f64,
+    pub size: u64,
 }
 
 /// Decodes the span, samples, scales, and writes the GIF and the MP4 next to it.
-fn make(span: &Span, gif_path: &std::path::Path) -> Result<Written, String> {
+pub fn make(span: &Span, gif_path: &std::path::Path) -> Result<Written, String> {
     let first = span.video.first().ok_or("no video")?;
     let last = span.video.last().ok_or("no video")?;
     let frame_ticks = if span.video.len() > 1 {

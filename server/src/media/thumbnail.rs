@@ -57,15 +57,13 @@ fn make(
     if guard.is_none() {
         *guard = Some(H264::new(params)?);
     }
-    let pic = guard.as_mut().expect("set above").keyframe(frame)?;
+    let rendered = render(guard.as_mut().expect("set above"), frame, force)?;
     drop(guard);
-    let flat = picture::detail(&pic) < picture::FLAT;
-    if flat && !force {
+    let Some(r) = rendered else {
         return Ok(None);
-    }
-    let full = picture::jpeg(pic.width, pic.height, &pic.data, 85)?;
-    let (w, h, small) = picture::scale(&pic, PREVIEW_WIDTH, false)?;
-    let preview = picture::jpeg(w, h, &small, 80)?;
+    };
+    let (full, preview) = (r.full, r.preview);
+    let (pic_w, pic_h, flat) = (r.width, r.height, r.flat);
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("thumbnail folder: {e}"))?;
     }
@@ -73,9 +71,38 @@ fn make(
     std::fs::write(&preview_path, &preview).map_err(|e| format!("thumbnail: {e}"))?;
     std::fs::write(out, &full).map_err(|e| format!("thumbnail: {e}"))?;
     Ok(Some(Written {
+        width: pic_w,
+        height: pic_h,
+        size: full.len() as u64,
+        flat,
+    }))
+}
+
+/// A thumbnail in memory: the full-size JPEG and its 320 px preview.
+pub struct Rendered {
+    pub full: Vec<u8>,
+    pub preview: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub flat: bool,
+}
+
+/// Keyframe to JPEGs: the whole per-thumbnail cost (also what the benchmark measures). None when
+/// the picture is flat and not `force`d.
+pub fn render(decoder: &mut H264, frame: &Frame, force: bool) -> Result<Option<Rendered>, String> {
+    let pic = decoder.keyframe(frame)?;
+    let flat = picture::detail(&pic) < picture::FLAT;
+    if flat && !force {
+        return Ok(None);
+    }
+    let full = picture::jpeg(pic.width, pic.height, &pic.data, 85)?;
+    let (w, h, small) = picture::scale(&pic, PREVIEW_WIDTH, false)?;
+    let preview = picture::jpeg(w, h, &small, 80)?;
+    Ok(Some(Rendered {
+        full,
+        preview,
         width: pic.width,
         height: pic.height,
-        size: full.len() as u64,
         flat,
     }))
 }

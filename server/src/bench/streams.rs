@@ -1,0 +1,405 @@
+//! N streams through a liveproc server process, then the same N inputs through the ffmpeg
+//! pipeline; CPU seconds of each from the kernel's accounting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::media::{read_flv, test_clip};
+use super::publisher;
+use super::BenchArgs;
+
+const KEY: &str = "bench-operator-key-0123456789abcdef";
+
+#[derive(Debug, Serialize)]
+pub struct StreamFigures {
+    pub streams: usize,
+    pub seconds: u32,
+    pub processes: Vec<String>,
+    pub input: String,
+    pub liveproc_cpu_s: f64,
+    pub liveproc_cpu_per_stream_s: f64,
+    pub liveproc_peak_rss_mb: f64,
+    pub dropped_frames: u64,
+    pub publisher_max_late_ms: u64,
+    pub thumbnails: u64,
+    pub thumbnail_cpu_ms_avg: f64,
+    pub motionclips: u64,
+    pub motionclips_skipped_busy: u64,
+    pub clip_seconds: Option<f64>,
+    pub clip_ready_ms: Option<f64>,
+    pub disk_write_kb_per_s_per_stream: f64,
+    pub ffmpeg_cpu_s: f64,
+    pub ffmpeg_cpu_per_stream_s: f64,
+    pub ratio: f64,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A tiny HTTP/1.1 client for the few API calls the benchmark makes.
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<(u16, String)> {
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nX-API-Key: {KEY}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await?;
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("HTTP status")?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// User + system CPU seconds of a process so far (/proc/PID/stat fields 14 and 15).
+fn process_cpu(pid: u32, ticks: f64) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').context("stat")?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let utime: f64 = f.get(11).context("utime")?.parse()?;
+    let stime: f64 = f.get(12).context("stime")?.parse()?;
+    Ok((utime + stime) / ticks)
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Sum of a Prometheus metric's samples.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter(|l| l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn processing(processes: &[String]) -> Value {
+    let on = |p: &str| processes.iter().any(|x| x == p);
+    json!({
+        "thumbnail": {"enabled": on("thumbnail"), "interval": 10},
+        "motionclip": {"enabled": on("motionclip"), "interval": 30, "duration": 5},
+        "recording": {"enabled": on("recording"), "duration": null},
+        "replay": {"enabled": on("replay"), "duration": null},
+    })
+}
+
+pub async fn run(args: &BenchArgs) -> anyhow::Result<StreamFigures> {
+    let clip = test_clip(&args.cache, "1280x720", 60)?;
+    let tags = read_flv(&clip)?;
+    let data = std::env::temp_dir().join(format!("liveproc-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data)?;
+    let (http_port, rtmp_port) = (free_port()?, free_port()?);
+    let http_addr: SocketAddr = format!("127.0.0.1:{http_port}").parse()?;
+    let rtmp_addr: SocketAddr = format!("127.0.0.1:{rtmp_port}").parse()?;
+    let log = std::fs::File::create(data.join("server.log"))?;
+    let mut server = Command::new(std::env::current_exe()?)
+        .args([
+            "--http",
+            &http_addr.to_string(),
+            "--rtmp",
+            &rtmp_addr.to_string(),
+        ])
+        .arg("--data")
+        .arg(&data)
+        .args(["--admin-key", KEY])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()?;
+    let result = measure_liveproc(args, &tags, &data, http_addr, rtmp_addr, server.id()).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    let mut figures = result?;
+
+    eprintln!(
+        "bench: the ffmpeg pipeline on the same {} inputs",
+        args.streams
+    );
+    // The baseline: one ffmpeg per stream reading the same input at real-time speed.
+    let base = data.join("ffmpeg");
+    let ffmpeg_cpu = baseline(args, &clip, &base)?;
+    let _ = std::fs::remove_dir_all(&data);
+    figures.ffmpeg_cpu_s = ffmpeg_cpu;
+    figures.ffmpeg_cpu_per_stream_s = ffmpeg_cpu / args.streams as f64;
+    figures.ratio = if ffmpeg_cpu > 0.0 {
+        figures.liveproc_cpu_s / ffmpeg_cpu
+    } else {
+        0.0
+    };
+    Ok(figures)
+}
+
+async fn measure_liveproc(
+    args: &BenchArgs,
+    tags: &[super::media::Tag],
+    data: &Path,
+    http_addr: SocketAddr,
+    rtmp_addr: SocketAddr,
+    pid: u32,
+) -> anyhow::Result<StreamFigures> {
+    let started = Instant::now();
+    while http(http_addr, "GET", "/healthz", None).await.is_err() {
+        if started.elapsed() > Duration::from_secs(20) {
+            bail!(
+                "the liveproc server did not start; see {}",
+                data.join("server.log").display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "bench: liveproc is up on {http_addr}; creating {} streams",
+        args.streams
+    );
+    let mut names = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..args.streams {
+        let body = json!({"name": format!("bench-{i}"), "processing": processing(&args.processes)});
+        let (status, text) = http(http_addr, "POST", "/api/v1/stream", Some(&body)).await?;
+        if status != 201 {
+            bail!("creating a stream: {status} {text}");
+        }
+        let v: Value = serde_json::from_str(&text)?;
+        names.push(v["streamname"].as_str().context("streamname")?.to_string());
+        ids.push(v["id"].as_str().context("id")?.to_string());
+    }
+    eprintln!(
+        "bench: publishing {} streams for {} s",
+        args.streams, args.seconds
+    );
+    let ticks = clock_ticks();
+    let cpu0 = process_cpu(pid, ticks)?;
+    let seconds = f64::from(args.seconds);
+    let mut publishers = Vec::new();
+    for name in &names {
+        let (tags, name) = (tags.to_vec(), name.clone());
+        publishers.push(tokio::spawn(async move {
+            publisher::publish(rtmp_addr, "live", &name, &tags, seconds).await
+        }));
+        // Spread the keyframes of the streams, as real encoders are not in step.
+        tokio::time::sleep(Duration::from_millis(37)).await;
+    }
+    // Dropped frames while everything is live.
+    let metrics_at = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs_f64((seconds - 2.0).max(1.0))).await;
+        http(http_addr, "GET", "/metrics", None)
+            .await
+            .map(|(_, t)| t)
+            .unwrap_or_default()
+    });
+    let mut max_late = 0;
+    for p in publishers {
+        let published = p.await??;
+        max_late = max_late.max(published.max_late_ms);
+    }
+    let live_metrics = metrics_at.await.unwrap_or_default();
+    // Sessions end and processes finish their last files.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, text) = http(
+            http_addr,
+            "GET",
+            "/api/v1/streams?state=live&asset_limit=0",
+            None,
+        )
+        .await?;
+        let live: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if live["streams"].as_array().is_some_and(|a| a.is_empty()) || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu = process_cpu(pid, ticks)? - cpu0;
+    let rss = peak_rss_mb(pid);
+    let (_, end_metrics) = http(http_addr, "GET", "/metrics", None).await?;
+    let written = dir_size(&data.join("assets"));
+
+    // A clip of (up to) 60 s from the first stream's replay, timed from request to answer.
+    let (mut clip_seconds, mut clip_ms) = (None, None);
+    if args.processes.iter().any(|p| p == "replay") {
+        let (_, text) = http(
+            http_addr,
+            "GET",
+            &format!("/api/v1/stream/{}", ids[0]),
+            None,
+        )
+        .await?;
+        let v: Value = serde_json::from_str(&text)?;
+        if let Some(session) = v["playout"]["replay"][0]["sessionId"].as_str() {
+            let end = (seconds - 1.0).min(61.0);
+            let body = json!({"start": 1.0, "end": end});
+            let t = Instant::now();
+            let (status, text) = http(
+                http_addr,
+                "POST",
+                &format!("/api/v1/replay/{session}/clip"),
+                Some(&body),
+            )
+            .await?;
+            if status == 201 {
+                clip_ms = Some(t.elapsed().as_secs_f64() * 1000.0);
+                clip_seconds = Some(end - 1.0);
+            } else {
+                eprintln!("bench: clip request answered {status}: {text}");
+            }
+        }
+    }
+    let thumbnails = metric(&end_metrics, "liveproc_thumbnails_total") as u64;
+    let thumb_cpu_us = metric(&end_metrics, "liveproc_thumbnail_cpu_microseconds_total");
+    Ok(StreamFigures {
+        streams: args.streams,
+        seconds: args.seconds,
+        processes: args.processes.clone(),
+        input: "1280x720 30 fps H.264 High (B-frames, GOP 2 s) 3 Mbit/s + AAC 128 kbit/s".into(),
+        liveproc_cpu_s: cpu,
+        liveproc_cpu_per_stream_s: cpu / args.streams as f64,
+        liveproc_peak_rss_mb: rss,
+        dropped_frames: metric(&live_metrics, "liveproc_stream_dropped_frames_total") as u64,
+        publisher_max_late_ms: max_late,
+        thumbnails,
+        thumbnail_cpu_ms_avg: if thumbnails > 0 {
+            thumb_cpu_us / 1000.0 / thumbnails as f64
+        } else {
+            0.0
+        },
+        motionclips: metric(&end_metrics, "liveproc_motionclips_total") as u64,
+        motionclips_skipped_busy: metric(&end_metrics, "liveproc_motionclips_skipped_busy_total")
+            as u64,
+        clip_seconds,
+        clip_ready_ms: clip_ms,
+        disk_write_kb_per_s_per_stream: written as f64 / 1024.0 / seconds / args.streams as f64,
+        ffmpeg_cpu_s: 0.0,
+        ffmpeg_cpu_per_stream_s: 0.0,
+        ratio: 0.0,
+    })
+}
+
+/// The ffmpeg pipeline for the same processes: live HLS (always, as liveproc serves it),
+/// recording and replay as `-c copy` remuxes, thumbnails with `fps=1/10`, motion clips as a GIF
+/// of 5 s every 30 s. Answers the CPU seconds summed over the processes.
+fn baseline(args: &BenchArgs, clip: &Path, dir: &Path) -> anyhow::Result<f64> {
+    let on = |p: &str| args.processes.iter().any(|x| x == p);
+    let mut children = Vec::new();
+    for i in 0..args.streams {
+        let d: PathBuf = dir.join(i.to_string());
+        std::fs::create_dir_all(&d)?;
+        let p = |name: &str| d.join(name).to_string_lossy().to_string();
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args([
+            "-hide_banner",
+            "-nostats",
+            "-loglevel",
+            "info",
+            "-benchmark",
+            "-re",
+        ])
+        // An input option, so every output stops after the run's length.
+        .args(["-stream_loop", "-1", "-t", &args.seconds.to_string(), "-i"])
+        .arg(clip);
+        cmd.args(["-map", "0", "-c", "copy", "-f", "hls", "-hls_time", "1"])
+            .args(["-hls_segment_type", "fmp4", "-hls_list_size", "10"])
+            .args(["-hls_flags", "delete_segments"])
+            .args(["-hls_fmp4_init_filename", "live-init.mp4"])
+            .arg(p("live.m3u8"));
+        if on("replay") {
+            cmd.args(["-map", "0", "-c", "copy", "-f", "hls", "-hls_time", "1"])
+                .args(["-hls_segment_type", "fmp4", "-hls_list_size", "0"])
+                .args(["-hls_playlist_type", "event"])
+                .args(["-hls_fmp4_init_filename", "replay-init.mp4"])
+                .args(["-hls_segment_filename", &p("replay-%05d.m4s")])
+                .arg(p("replay.m3u8"));
+        }
+        if on("recording") {
+            cmd.args(["-map", "0", "-c", "copy", "-f", "mp4"])
+                .args(["-movflags", "+frag_keyframe+empty_moov"])
+                .arg(p("recording.mp4"));
+        }
+        if on("thumbnail") {
+            cmd.args(["-map", "0:v", "-vf", "fps=1/10", "-q:v", "3"])
+                .arg(p("thumb-%04d.jpg"));
+        }
+        if on("motionclip") {
+            cmd.args(["-map", "0:v", "-vf"])
+                .arg("select='lt(mod(t\\,30)\\,5)',fps=8,scale=320:-2")
+                .args([
+                    "-f",
+                    "segment",
+                    "-segment_time",
+                    "30",
+                    "-reset_timestamps",
+                    "1",
+                ])
+                .arg(p("motion-%03d.gif"));
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        children.push(cmd.spawn().context("ffmpeg")?);
+    }
+    let mut total = 0.0;
+    for c in children {
+        let out = c.wait_with_output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        total += super::parse_ffmpeg_bench(&err)
+            .with_context(|| format!("ffmpeg baseline printed no bench line: {err}"))?;
+    }
+    Ok(total)
+}
