@@ -56,20 +56,20 @@ pub fn make(span: &Span, gif_path: &std::path::Path) -> Result<Written, String> 
     let mut decoder = H264::new(&span.params)?;
     let mut pictures = Vec::new();
     let mut shown = 0usize;
-    let mut keep = |pic: picture::Rgb, out: &mut Vec<(u32, u32, Vec<u8>)>| -> Result<(), String> {
-        if shown % step == 0 {
-            out.push(picture::scale(&pic, GIF_WIDTH, true)?);
-        }
-        shown += 1;
-        Ok(())
-    };
     for f in &span.video {
-        if let Some(pic) = decoder.decode(f)? {
-            keep(pic, &mut pictures)?;
+        let keep = shown % step == 0;
+        if let Some(pic) = decoder.decode_if(f, || keep)? {
+            shown += 1;
+            if let Some(pic) = pic {
+                pictures.push(picture::scale(&pic, GIF_WIDTH, true)?);
+            }
         }
     }
     for pic in decoder.flush() {
-        keep(pic, &mut pictures)?;
+        if shown % step == 0 {
+            pictures.push(picture::scale(&pic, GIF_WIDTH, true)?);
+        }
+        shown += 1;
     }
     let (width, height) = pictures
         .first()

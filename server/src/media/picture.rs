@@ -49,6 +49,17 @@ impl H264 {
     /// Decodes one access unit; a keyframe gets the parameter sets in front. Answers the picture
     /// the decoder put out for it, if any (decoders hold pictures back while B-frames reorder).
     pub fn decode(&mut self, frame: &Frame) -> Result<Option<Rgb>, String> {
+        Ok(self.decode_if(frame, || true)?.flatten())
+    }
+
+    /// Like [`decode`](Self::decode), converting the picture to RGB only when `want` says so:
+    /// `Some(None)` is a picture put out and skipped. Colour conversion costs about as much as
+    /// decoding, so pictures a motion clip drops are never converted.
+    pub fn decode_if(
+        &mut self,
+        frame: &Frame,
+        want: impl FnOnce() -> bool,
+    ) -> Result<Option<Option<Rgb>>, String> {
         let mut annexb = Vec::with_capacity(frame.data.len() + 64);
         if frame.keyframe {
             annexb.extend_from_slice(&self.parameter_sets);
@@ -70,7 +81,7 @@ impl H264 {
         // flushing early breaks that; `flush` at the end of a run hands out the rest.
         let options = DecodeOptions::new().flush_after_decode(Flush::NoFlush);
         match self.decoder.decode_with_options(&annexb, options) {
-            Ok(Some(yuv)) => Ok(Some(to_rgb(&yuv))),
+            Ok(Some(yuv)) => Ok(Some(want().then(|| to_rgb(&yuv)))),
             Ok(None) => Ok(None),
             Err(e) => Err(format!("H.264 decode: {e}")),
         }
