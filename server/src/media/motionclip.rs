@@ -1,7 +1,7 @@
 //! Motion clips: every `interval` seconds, `duration` seconds of video from a keyframe are
 //! decoded, sampled at [`GIF_FPS`], scaled to [`GIF_WIDTH`] and written as an animated GIF with
 //! one palette per clip. The same span is also kept as an MP4 (remuxed, not re-encoded). Clips run
-//! only when the worker pool has a free place; otherwise they are skipped and counted.
+//! on the worker pool; one that finds no place within half its interval is skipped and counted.
 
 use std::sync::Arc;
 
@@ -50,26 +50,41 @@ pub fn make(span: &Span, gif_path: &std::path::Path) -> Result<Written, String> 
     }
     .max(1);
     let seconds = (last.dts - first.dts + frame_ticks) as f64 / f64::from(VIDEO_TIMESCALE);
-    // Every frame is decoded (P and B frames need their references); every k-th is kept.
-    let fps = span.video.len() as f64 / seconds.max(0.001);
-    let step = (fps / GIF_FPS).round().max(1.0) as usize;
+    // The pictures the GIF shows: one per 1/GIF_FPS s, by presentation time.
+    let mut by_pts: Vec<i64> = span.video.iter().map(|f| f.pts).collect();
+    by_pts.sort_unstable();
+    let step_ticks = (f64::from(VIDEO_TIMESCALE) / GIF_FPS) as i64;
+    let mut shown_pts = std::collections::HashSet::new();
+    let mut t = by_pts[0];
+    while let Some(&p) = by_pts.get(by_pts.partition_point(|p| *p < t)) {
+        shown_pts.insert(p);
+        t = p.max(t) + step_ticks;
+    }
+    // Frames no other frame refers to (non-reference B-frames) are not decoded at all unless
+    // shown; the rest are decoded (P and B frames need their references) and converted only
+    // when shown. The decoder puts pictures out in presentation order, so each output is the
+    // earliest decoded frame not yet put out.
     let mut decoder = H264::new(&span.params)?;
+    let mut pending = std::collections::BTreeSet::new();
     let mut pictures = Vec::new();
-    let mut shown = 0usize;
     for f in &span.video {
-        let keep = shown % step == 0;
+        if !shown_pts.contains(&f.pts) && decoder.is_disposable(f) {
+            continue;
+        }
+        pending.insert(f.pts);
+        let next = pending.first().copied();
+        let keep = next.is_some_and(|p| shown_pts.contains(&p));
         if let Some(pic) = decoder.decode_if(f, || keep)? {
-            shown += 1;
+            pending.pop_first();
             if let Some(pic) = pic {
                 pictures.push(picture::scale(&pic, GIF_WIDTH, true)?);
             }
         }
     }
     for pic in decoder.flush() {
-        if shown % step == 0 {
+        if pending.pop_first().is_some_and(|p| shown_pts.contains(&p)) {
             pictures.push(picture::scale(&pic, GIF_WIDTH, true)?);
         }
-        shown += 1;
     }
     let (width, height) = pictures
         .first()
@@ -80,7 +95,7 @@ pub fn make(span: &Span, gif_path: &std::path::Path) -> Result<Written, String> 
         .filter(|(w, h, _)| (*w, *h) == (width, height))
         .map(|(_, _, f)| f)
         .collect();
-    let delay_ms = (step as f64 / fps * 1000.0).round() as u32;
+    let delay_ms = (seconds * 1000.0 / frames.len().max(1) as f64).round() as u32;
     let gif = picture::gif(width, height, &frames, delay_ms)?;
 
     // The MP4: one init segment and one fragment starting at 0.
@@ -133,7 +148,8 @@ async fn job(engine: Arc<Engine>, m: Arc<MotionClips>, span: Span, index: i64) {
         let r = make(&span, &out);
         (r, thread_cpu().saturating_sub(cpu))
     };
-    let Some((result, cpu)) = engine.workers.try_run(work).await else {
+    let wait = std::time::Duration::from_secs((m.interval.max(2) / 2) as u64);
+    let Some((result, cpu)) = engine.workers.run_within(wait, work).await else {
         Workers::count(&engine.workers.motionclips_skipped_busy, 1);
         tracing::info!(stream = %m.stream_id, "motion clip skipped: the worker pool is busy");
         return;

@@ -87,6 +87,30 @@ impl H264 {
         }
     }
 
+    /// Whether no other frame refers to `frame`: every slice has nal_ref_idc 0 (typically the
+    /// non-reference B-frames), so skipping it leaves the rest decodable.
+    pub fn is_disposable(&self, frame: &Frame) -> bool {
+        let mut rest = &frame.data[..];
+        let mut slices = 0;
+        while rest.len() > self.length_size {
+            let n = rest[..self.length_size]
+                .iter()
+                .fold(0usize, |a, b| (a << 8) | usize::from(*b));
+            rest = &rest[self.length_size..];
+            let Some(&header) = rest.first().filter(|_| n > 0 && n <= rest.len()) else {
+                return false;
+            };
+            if matches!(header & 0x1F, 1 | 5) {
+                if header & 0x60 != 0 {
+                    return false;
+                }
+                slices += 1;
+            }
+            rest = &rest[n..];
+        }
+        slices > 0 && !frame.keyframe
+    }
+
     /// The pictures still held back at the end of a run.
     pub fn flush(&mut self) -> Vec<Rgb> {
         self.decoder

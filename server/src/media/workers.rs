@@ -1,7 +1,7 @@
 //! The bounded pool for decoding work (thumbnails, motion clips): as many jobs at once as the
-//! machine has cores, run on blocking threads. Thumbnails wait for a place; motion clips are
-//! skipped (and counted) when none is free, so a saturated machine keeps ingest, HLS and
-//! recording going and gives up the most expensive preview first.
+//! machine has cores, run on blocking threads. Thumbnails wait for a place; a motion clip waits
+//! at most half its interval and is then skipped (and counted), so a saturated machine keeps
+//! ingest, HLS and recording going and gives up the most expensive preview first.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,12 +52,17 @@ impl Workers {
         out.ok()
     }
 
-    /// Runs `job` if a place is free now; None (and nothing run) when the pool is full.
-    pub async fn try_run<T: Send + 'static>(
+    /// Runs `job` if a place frees up within `wait`; None (and nothing run) when the pool stays
+    /// full that long. Jobs that come due together queue briefly; a saturated pool sheds them.
+    pub async fn run_within<T: Send + 'static>(
         &self,
+        wait: std::time::Duration,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
-        let permit = self.permits.clone().try_acquire_owned().ok()?;
+        let permit = tokio::time::timeout(wait, self.permits.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             job()
