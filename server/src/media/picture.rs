@@ -282,6 +282,20 @@ pub fn gif(width: u32, height: u32, frames: &[Vec<u8>], delay_ms: u32) -> Result
     Ok(out)
 }
 
+/// A poster JPEG of one keyframe (AVCC sample data) of a stream with this avcC.
+pub fn poster(avcc: &[u8], keyframe: bytes::Bytes, out: &std::path::Path) -> Result<(), String> {
+    let frame = Frame {
+        track: super::frame::Track::Video,
+        dts: 0,
+        pts: 0,
+        keyframe: true,
+        data: keyframe,
+    };
+    let pic = H264::from_avcc(avcc)?.keyframe(&frame)?;
+    let jpg = jpeg(pic.width, pic.height, &pic.data, 85)?;
+    std::fs::write(out, jpg).map_err(|e| format!("poster: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,18 +332,4 @@ mod tests {
         let g = gif(4, 2, &[vec![10; 32], vec![200; 32]], 125).unwrap();
         assert_eq!(&g[..6], b"GIF89a");
     }
-}
-
-/// A poster JPEG of one keyframe (AVCC sample data) of a stream with this avcC.
-pub fn poster(avcc: &[u8], keyframe: bytes::Bytes, out: &std::path::Path) -> Result<(), String> {
-    let frame = Frame {
-        track: super::frame::Track::Video,
-        dts: 0,
-        pts: 0,
-        keyframe: true,
-        data: keyframe,
-    };
-    let pic = H264::from_avcc(avcc)?.keyframe(&frame)?;
-    let jpg = jpeg(pic.width, pic.height, &pic.data, 85)?;
-    std::fs::write(out, jpg).map_err(|e| format!("poster: {e}"))
 }
