@@ -201,6 +201,8 @@ pub fn ClipEditor(session: String, video: NodeRef<Video>) -> impl IntoView {
         <section class="card clip-editor" id="clip" data-testid="clip-editor">
             <h2>"Clip & Share"</h2>
             <p class="muted">"Choose in and out points, preview, then create a clip to share. Times are seconds from the session's start."</p>
+            // step="any": a range input snaps to min + k·step, and the window starts at an
+            // arbitrary time, so a step would move the handles off the chosen points.
             <div class="timeline" data-testid="clip-timeline"
                 on:mousemove=on_hover on:mouseleave=move |_| hover.set(None)>
                 {move || hover_thumb().map(|(t, at, url)| view! {
@@ -211,7 +213,7 @@ pub fn ClipEditor(session: String, video: NodeRef<Video>) -> impl IntoView {
                 })}
                 <div class="band" style=move || format!("left:{:.3}%;width:{:.3}%", pct(in_s.get()), (pct(out_s.get()) - pct(in_s.get())).max(0.0))></div>
                 <div class="playhead" style=move || format!("left:{:.3}%", pct(current.get()))></div>
-                <input type="range" aria-label="In point" data-testid="clip-in-handle" step="0.1"
+                <input type="range" aria-label="In point" data-testid="clip-in-handle" step="any"
                     prop:min=move || bounds().0 prop:max=move || bounds().1 prop:value=move || in_s.get()
                     on:input=move |ev| {
                         if let Ok(v) = event_target_value(&ev).parse::<f64>() {
@@ -221,7 +223,7 @@ pub fn ClipEditor(session: String, video: NodeRef<Video>) -> impl IntoView {
                             seek(v);
                         }
                     }/>
-                <input type="range" aria-label="Out point" data-testid="clip-out-handle" step="0.1"
+                <input type="range" aria-label="Out point" data-testid="clip-out-handle" step="any"
                     prop:min=move || bounds().0 prop:max=move || bounds().1 prop:value=move || out_s.get()
                     on:input=move |ev| {
                         if let Ok(v) = event_target_value(&ev).parse::<f64>() {
