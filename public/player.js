@@ -4,11 +4,17 @@
   'use strict';
   var players = new WeakMap();
 
-  function attach(video) {
+  function attach(video, waited) {
     var old = players.get(video);
     if (old) { old.destroy(); players.delete(video); }
     var src = video.getAttribute('data-hls-src');
     if (!src) { video.removeAttribute('src'); return; }
+    // Pages add hls.min.js and this file as separate scripts that may load in either order:
+    // wait for hls.js a little before falling back to the browser's own HLS.
+    if (!window.Hls && (waited || 0) < 3000) {
+      setTimeout(function () { attach(video, (waited || 0) + 50); }, 50);
+      return;
+    }
     if (window.Hls && window.Hls.isSupported()) {
       // Two segments behind the live edge keeps latency low with one-second segments.
       var hls = new window.Hls({ liveSyncDurationCount: 2, liveMaxLatencyDurationCount: 5, backBufferLength: 30 });
@@ -26,6 +32,7 @@
     } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
       video.src = src;
       video.play().catch(function () {});
+      trackNativeSession(video, src);
     }
   }
 
@@ -41,6 +48,18 @@
     }
     hls.on(window.Hls.Events.LEVEL_UPDATED, function (_, d) { update(d.details.fragments[0]); });
     hls.on(window.Hls.Events.FRAG_CHANGED, function (_, d) { update(d.frag); });
+  }
+
+  // The browser's own HLS starts its clock at the playlist's first segment: the offset is that
+  // segment's date minus the session start.
+  function trackNativeSession(video, src) {
+    var start = Date.parse(video.getAttribute('data-session-start') || '');
+    if (isNaN(start) || !window.fetch) return;
+    fetch(src).then(function (r) { return r.text(); }).then(function (text) {
+      var m = /#EXT-X-PROGRAM-DATE-TIME:(\S+)/.exec(text);
+      var first = m && Date.parse(m[1]);
+      if (first) video.setAttribute('data-session-offset', ((first - start) / 1000).toFixed(3));
+    }).catch(function () {});
   }
 
   function scan() {
