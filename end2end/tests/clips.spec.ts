@@ -47,6 +47,8 @@ test('rewatch a finished session, cut a clip on the timeline, share it with a si
   // The drag handles follow the fields.
   await expect.poll(() => page.getByTestId('clip-in-handle').evaluate((e) => Number((e as HTMLInputElement).value))).toBeCloseTo(2, 1);
 
+  // For people reviewing the page: what the editor looks like with a selection.
+  await page.screenshot({ path: 'test-results/clip-editor.png', fullPage: true });
   await page.getByTestId('clip-title').fill('Best moment');
   await page.getByTestId('clip-create').click();
   const link = page.getByTestId('clip-share-url');
@@ -71,6 +73,7 @@ test('rewatch a finished session, cut a clip on the timeline, share it with a si
   const viewer = await guest.newPage();
   await viewer.goto(shareUrl);
   await expect(viewer.getByTestId('clip-title')).toHaveText('Best moment');
+  await viewer.screenshot({ path: 'test-results/clip-share.png', fullPage: true });
   const clipVideo = viewer.getByTestId('clip-video');
   await clipVideo.evaluate((v) => { const m = v as HTMLVideoElement; m.muted = true; return m.play(); });
   await expect
