@@ -286,8 +286,57 @@ pub struct Cut {
     /// Seconds the clip plays (the edit list's length).
     pub duration: f64,
     pub size: u64,
-    /// The video's avcC and the clip's first keyframe, for a poster picture.
-    pub keyframe: Option<(Vec<u8>, bytes::Bytes)>,
+    /// What a poster of the clip's first shown frame needs to decode.
+    pub first_frame: Option<FirstFrame>,
+}
+
+/// The frames from the clip's keyframe up to (in decode order) the first frame it shows.
+#[derive(Debug)]
+pub struct FirstFrame {
+    pub avcc: Vec<u8>,
+    pub frames: Vec<crate::media::frame::Frame>,
+    /// Which picture, in presentation order among `frames`, the clip shows first.
+    pub rank: usize,
+}
+
+fn first_frame(dir: &Path, chosen: &[&ListedSegment], k: &Kept) -> Option<FirstFrame> {
+    let start = k.samples[0].dts + k.media_start;
+    // The first frame shown: the earliest presentation at or after the edit's start.
+    let target = k
+        .samples
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.pts() >= start)
+        .min_by_key(|(_, s)| s.pts())
+        .map(|(i, _)| i)?;
+    let needed = &k.samples[..=target];
+    let target_pts = needed[target].pts();
+    let mut frames = Vec::with_capacity(needed.len());
+    let mut open: Option<(usize, File)> = None;
+    for s in needed {
+        if open.as_ref().map(|(i, _)| *i) != Some(s.segment) {
+            open = Some((
+                s.segment,
+                File::open(dir.join(&chosen[s.segment].file)).ok()?,
+            ));
+        }
+        let (_, f) = open.as_mut()?;
+        f.seek(SeekFrom::Start(s.offset)).ok()?;
+        let mut data = vec![0u8; s.size as usize];
+        f.read_exact(&mut data).ok()?;
+        frames.push(crate::media::frame::Frame {
+            track: crate::media::frame::Track::Video,
+            dts: s.dts,
+            pts: s.pts(),
+            keyframe: s.keyframe,
+            data: bytes::Bytes::from(data),
+        });
+    }
+    Some(FirstFrame {
+        avcc: avcc_of(&k.track.stsd)?.to_vec(),
+        rank: needed.iter().filter(|s| s.pts() < target_pts).count(),
+        frames,
+    })
 }
 
 /// The avcC record inside an `stsd` box holding one `avc1` entry.
@@ -416,18 +465,14 @@ pub fn cut(
     }
     let duration_ms = ((end - start) * 1000.0).round().max(1.0) as u64;
     let size = write_mp4(dir, &chosen, &kept, duration_ms, out)?;
-    let keyframe = kept.iter().find(|k| k.track.video).and_then(|k| {
-        let s = k.samples.first()?;
-        let mut f = File::open(dir.join(&chosen[s.segment].file)).ok()?;
-        f.seek(SeekFrom::Start(s.offset)).ok()?;
-        let mut data = vec![0u8; s.size as usize];
-        f.read_exact(&mut data).ok()?;
-        Some((avcc_of(&k.track.stsd)?.to_vec(), bytes::Bytes::from(data)))
-    });
+    let first_frame = kept
+        .iter()
+        .find(|k| k.track.video)
+        .and_then(|k| first_frame(dir, &chosen, k));
     Ok(Cut {
         duration: duration_ms as f64 / 1000.0,
         size,
-        keyframe,
+        first_frame,
     })
 }
 

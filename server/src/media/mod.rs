@@ -452,9 +452,9 @@ impl domain::store::MediaEngine for Engine {
                     job.end,
                     &out,
                 )?;
-                // The share page's poster: the clip's first keyframe (a clip is fine without).
-                let has_poster = match &cut.keyframe {
-                    Some((avcc, frame)) => picture::poster(avcc, frame.clone(), &poster)
+                // The share page's poster: the clip's first shown frame (fine without).
+                let has_poster = match &cut.first_frame {
+                    Some(f) => picture::poster(&f.avcc, &f.frames, f.rank, &poster)
                         .map_err(|e| tracing::warn!(error = %e, "clip poster failed"))
                         .is_ok(),
                     None => false,

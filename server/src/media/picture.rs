@@ -282,16 +282,35 @@ pub fn gif(width: u32, height: u32, frames: &[Vec<u8>], delay_ms: u32) -> Result
     Ok(out)
 }
 
-/// A poster JPEG of one keyframe (AVCC sample data) of a stream with this avcC.
-pub fn poster(avcc: &[u8], keyframe: bytes::Bytes, out: &std::path::Path) -> Result<(), String> {
-    let frame = Frame {
-        track: super::frame::Track::Video,
-        dts: 0,
-        pts: 0,
-        keyframe: true,
-        data: keyframe,
+/// A poster JPEG of the picture at presentation `rank` among `frames` (decode order, starting at
+/// a keyframe), e.g. a clip's first shown frame.
+pub fn poster(
+    avcc: &[u8],
+    frames: &[Frame],
+    rank: usize,
+    out: &std::path::Path,
+) -> Result<(), String> {
+    let mut decoder = H264::from_avcc(avcc)?;
+    let mut shown = 0usize;
+    let mut found = None;
+    for f in frames {
+        let want = shown == rank;
+        if let Some(pic) = decoder.decode_if(f, || want)? {
+            shown += 1;
+            if pic.is_some() {
+                found = pic;
+                break;
+            }
+        }
+    }
+    let pic = match found {
+        Some(p) => p,
+        None => decoder
+            .flush()
+            .into_iter()
+            .nth(rank.saturating_sub(shown))
+            .ok_or("the poster frame gave no picture")?,
     };
-    let pic = H264::from_avcc(avcc)?.keyframe(&frame)?;
     let jpg = jpeg(pic.width, pic.height, &pic.data, 85)?;
     std::fs::write(out, jpg).map_err(|e| format!("poster: {e}"))
 }
