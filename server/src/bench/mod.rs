@@ -36,6 +36,13 @@ pub struct BenchArgs {
     /// Where the encoded test clips are cached.
     #[arg(long, default_value = "target/bench-cache")]
     pub cache: PathBuf,
+    /// Scale mode: add streams (10, 20, 40, …) until frames drop or CPU saturates, with the
+    /// given processes and again with motion clips added; reports the largest count that held.
+    #[arg(long)]
+    pub ramp: bool,
+    /// Upper bound of the ramp.
+    #[arg(long, default_value_t = 640)]
+    pub max_streams: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -49,6 +56,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if !["thumbnail", "motionclip", "recording", "replay"].contains(&p.as_str()) {
             bail!("unknown process {p:?}: use thumbnail, motionclip, recording, replay");
         }
+    }
+    if args.ramp {
+        let mut with_clips = args.processes.clone();
+        if !with_clips.iter().any(|p| p == "motionclip") {
+            with_clips.push("motionclip".into());
+        }
+        for processes in [args.processes.clone(), with_clips] {
+            let held = streams::ramp(&args, &processes).await?;
+            println!(
+                "ramp: processes={} largest streams held={held}",
+                processes.join(",")
+            );
+        }
+        return Ok(());
     }
     let mut pics = Vec::new();
     if !args.no_pictures {

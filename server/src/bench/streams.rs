@@ -140,6 +140,33 @@ fn processing(processes: &[String]) -> Value {
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<StreamFigures> {
+    let mut figures = liveproc(args, args.streams, &args.processes).await?;
+    // The baseline: one ffmpeg per stream reading the same input at real-time speed.
+    eprintln!(
+        "bench: the ffmpeg pipeline on the same {} inputs",
+        args.streams
+    );
+    let clip = test_clip(&args.cache, "1280x720", 60)?;
+    let base = std::env::temp_dir().join(format!("liveproc-bench-ffmpeg-{}", std::process::id()));
+    let ffmpeg_cpu = baseline(args, &clip, &base);
+    let _ = std::fs::remove_dir_all(&base);
+    let ffmpeg_cpu = ffmpeg_cpu?;
+    figures.ffmpeg_cpu_s = ffmpeg_cpu;
+    figures.ffmpeg_cpu_per_stream_s = ffmpeg_cpu / args.streams as f64;
+    figures.ratio = if ffmpeg_cpu > 0.0 {
+        figures.liveproc_cpu_s / ffmpeg_cpu
+    } else {
+        0.0
+    };
+    Ok(figures)
+}
+
+/// One liveproc server process with `streams` streams running `processes`.
+pub async fn liveproc(
+    args: &BenchArgs,
+    streams: usize,
+    processes: &[String],
+) -> anyhow::Result<StreamFigures> {
     let clip = test_clip(&args.cache, "1280x720", 60)?;
     let tags = read_flv(&clip)?;
     let data = std::env::temp_dir().join(format!("liveproc-bench-{}", std::process::id()));
@@ -163,27 +190,48 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<StreamFigures> {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()?;
-    let result = measure_liveproc(args, &tags, &data, http_addr, rtmp_addr, server.id()).await;
+    let run = BenchArgs {
+        streams,
+        processes: processes.to_vec(),
+        ..args.clone()
+    };
+    let result = measure_liveproc(&run, &tags, &data, http_addr, rtmp_addr, server.id()).await;
     let _ = server.kill();
     let _ = server.wait();
-    let mut figures = result?;
-
-    eprintln!(
-        "bench: the ffmpeg pipeline on the same {} inputs",
-        args.streams
-    );
-    // The baseline: one ffmpeg per stream reading the same input at real-time speed.
-    let base = data.join("ffmpeg");
-    let ffmpeg_cpu = baseline(args, &clip, &base)?;
     let _ = std::fs::remove_dir_all(&data);
-    figures.ffmpeg_cpu_s = ffmpeg_cpu;
-    figures.ffmpeg_cpu_per_stream_s = ffmpeg_cpu / args.streams as f64;
-    figures.ratio = if ffmpeg_cpu > 0.0 {
-        figures.liveproc_cpu_s / ffmpeg_cpu
-    } else {
-        0.0
-    };
-    Ok(figures)
+    result
+}
+
+/// Adds streams (doubling) until a step drops frames, falls behind real time, skips motion clips
+/// or uses more than 90 % of the machine's CPU; answers the largest count that held.
+pub async fn ramp(args: &BenchArgs, processes: &[String]) -> anyhow::Result<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let mut held = 0;
+    let mut n = 10;
+    while n <= args.max_streams {
+        let f = liveproc(args, n, processes).await?;
+        let share = f.liveproc_cpu_s / (f64::from(args.seconds) * cores);
+        let ok = f.dropped_frames == 0
+            && f.publisher_max_late_ms <= 1000
+            && f.motionclips_skipped_busy == 0
+            && share <= 0.9;
+        println!(
+            "ramp: processes={} streams={n} cpu={:.0}% of {cores} cores dropped={} late_ms={} skipped_clips={} rss_mb={:.0} held={}",
+            processes.join(","),
+            share * 100.0,
+            f.dropped_frames,
+            f.publisher_max_late_ms,
+            f.motionclips_skipped_busy,
+            f.liveproc_peak_rss_mb,
+            if ok { "yes" } else { "no" }
+        );
+        if !ok {
+            break;
+        }
+        held = n;
+        n *= 2;
+    }
+    Ok(held)
 }
 
 async fn measure_liveproc(
