@@ -62,7 +62,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if !with_clips.iter().any(|p| p == "motionclip") {
             with_clips.push("motionclip".into());
         }
-        for processes in [args.processes.clone(), with_clips] {
+        let mut sets = vec![args.processes.clone()];
+        if with_clips != args.processes {
+            sets.push(with_clips);
+        }
+        for processes in sets {
             let held = streams::ramp(&args, &processes).await?;
             println!(
                 "ramp: processes={} largest streams held={held}",

@@ -209,7 +209,17 @@ pub async fn ramp(args: &BenchArgs, processes: &[String]) -> anyhow::Result<usiz
     let mut held = 0;
     let mut n = 10;
     while n <= args.max_streams {
-        let f = liveproc(args, n, processes).await?;
+        let f = match liveproc(args, n, processes).await {
+            Ok(f) => f,
+            // A server too loaded to take the publishers has not held either.
+            Err(e) => {
+                println!(
+                    "ramp: processes={} streams={n} held=no ({e})",
+                    processes.join(",")
+                );
+                break;
+            }
+        };
         let share = f.liveproc_cpu_s / (f64::from(args.seconds) * cores);
         let ok = f.dropped_frames == 0
             && f.publisher_max_late_ms <= 1000
