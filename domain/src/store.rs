@@ -1118,16 +1118,7 @@ impl Store {
         session_id: &str,
         urls: &Urls,
     ) -> Result<(StreamView, ReplayEntry), ApiError> {
-        let row = sqlx::query(
-            "SELECT ss.stream_id FROM sessions ss JOIN streams s ON s.id = ss.stream_id \
-             WHERE ss.id = $1 AND s.organisation_id = $2",
-        )
-        .bind(session_id)
-        .bind(&p.organisation_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| ApiError::not_found("session"))?;
-        let stream_id: String = row.try_get("stream_id")?;
+        let (stream_id, _) = self.own_session(p, session_id).await?;
         let view = self.stream(p, &stream_id, 100, urls).await?;
         let entry = view
             .playout
@@ -1169,6 +1160,23 @@ impl Store {
     }
 
     // ---- internals -------------------------------------------------------------------------
+
+    /// A session of the caller's organisation: (stream id, started at ms); 404 otherwise.
+    async fn own_session(
+        &self,
+        p: &Principal,
+        session_id: &str,
+    ) -> Result<(String, i64), ApiError> {
+        sqlx::query_as(
+            "SELECT ss.stream_id, ss.started_at FROM sessions ss JOIN streams s ON s.id = ss.stream_id \
+             WHERE ss.id = $1 AND s.organisation_id = $2",
+        )
+        .bind(session_id)
+        .bind(&p.organisation_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session"))
+    }
 
     async fn require_live_processing(&self, organisation_id: &str) -> Result<(), ApiError> {
         if self

@@ -419,21 +419,26 @@ async fn fetch_text(r: &Running, url: &str) -> String {
     String::from_utf8(fetch_raw(r, &asset_path(url)).await.to_vec()).unwrap()
 }
 
-#[tokio::test]
-async fn replay_keeps_the_session_and_ends_its_playlist() {
-    let r = Running::start().await;
-    let (id, name) = create(&r).await;
+/// A stream that kept a whole-session replay of `seconds` of publishing; its object once ended.
+async fn ended_replay(r: &Running, seconds: u32) -> Value {
+    let (id, name) = create(r).await;
     set_processing(
-        &r,
+        r,
         &id,
         json!({"replay": {"enabled": true, "duration": null}}),
     )
     .await;
-    publish_all(&r, "live", &name, 7).await;
-    let s = until(&r, &id, "an ended replay", |s| {
+    publish_all(r, "live", &name, seconds).await;
+    until(r, &id, "an ended replay", |s| {
         s["state"] == "idle" && s["playout"]["replay"][0]["endedAt"].is_string()
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn replay_keeps_the_session_and_ends_its_playlist() {
+    let r = Running::start().await;
+    let s = ended_replay(&r, 7).await;
     let replay = &s["playout"]["replay"][0];
     assert_eq!(replay["type"], "session");
     assert_eq!(replay["sessionId"], s["sessions"][0]["id"]);
@@ -519,18 +524,7 @@ fn top_box(file: &[u8], kind: &[u8; 4]) -> Option<usize> {
 #[tokio::test]
 async fn clips_cut_the_replay_without_reencoding() {
     let r = Running::start().await;
-    let (id, name) = create(&r).await;
-    set_processing(
-        &r,
-        &id,
-        json!({"replay": {"enabled": true, "duration": null}}),
-    )
-    .await;
-    publish_all(&r, "live", &name, 10).await;
-    let s = until(&r, &id, "an ended replay", |s| {
-        s["state"] == "idle" && s["playout"]["replay"][0]["endedAt"].is_string()
-    })
-    .await;
+    let s = ended_replay(&r, 10).await;
     let session = s["playout"]["replay"][0]["sessionId"].as_str().unwrap();
     let clip_path = format!("/api/v1/replay/{session}/clip");
 

@@ -97,15 +97,7 @@ impl Store {
     ) -> Result<ClipView, ApiError> {
         p.require_edit()?;
         check_clip_request(req)?;
-        let (stream_id, started_at): (String, i64) = sqlx::query_as(
-            "SELECT ss.stream_id, ss.started_at FROM sessions ss JOIN streams s ON s.id = ss.stream_id \
-             WHERE ss.id = $1 AND s.organisation_id = $2",
-        )
-        .bind(session_id)
-        .bind(&p.organisation_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| ApiError::not_found("session"))?;
+        let (stream_id, started_at) = self.own_session(p, session_id).await?;
         let replay: Option<(String,)> = sqlx::query_as(
             "SELECT path FROM assets WHERE session_id = $1 AND kind = 'replay' ORDER BY created_at LIMIT 1",
         )
@@ -177,15 +169,7 @@ impl Store {
         session_id: &str,
         urls: &Urls,
     ) -> Result<Vec<ClipView>, ApiError> {
-        let exists: Option<(String,)> = sqlx::query_as(
-            "SELECT ss.id FROM sessions ss JOIN streams s ON s.id = ss.stream_id \
-             WHERE ss.id = $1 AND s.organisation_id = $2",
-        )
-        .bind(session_id)
-        .bind(&p.organisation_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        exists.ok_or_else(|| ApiError::not_found("session"))?;
+        self.own_session(p, session_id).await?;
         let rows: Vec<ClipRow> = sqlx::query_as(&format!(
             "{CLIP_SELECT} WHERE c.session_id = $1 ORDER BY c.created_at DESC, c.id"
         ))

@@ -366,6 +366,30 @@ impl Engine {
         }
     }
 
+    /// Registers a finished history file (a thumbnail or motion clip of a session), then trims
+    /// the session's history to what its organisation keeps, removing the dropped files and the
+    /// file next to each (`sibling`: ".320.jpg" previews, ".mp4" remuxes).
+    pub(crate) async fn register_history(
+        &self,
+        asset: &domain::store::NewAsset,
+        duration_ms: Option<i64>,
+        size: i64,
+        sibling: &str,
+    ) -> Result<(), domain::ApiError> {
+        let id = self.store.insert_asset(asset).await?;
+        self.store
+            .finish_asset(&id, duration_ms, size, "ready")
+            .await?;
+        let session = asset.session_id.as_deref().unwrap_or_default();
+        let old = self.store.prune_history(session, asset.kind).await?;
+        let files = old
+            .iter()
+            .flat_map(|p| [p.clone(), domain::store::sibling(p, sibling)])
+            .collect();
+        self.remove_asset_files(files).await;
+        Ok(())
+    }
+
     /// Removes files below the assets folder (a missing file is fine).
     pub async fn remove_asset_files(&self, paths: Vec<String>) {
         remove_files(self.assets.clone(), paths).await

@@ -163,37 +163,21 @@ async fn job(engine: Arc<Engine>, m: Arc<MotionClips>, span: Span, index: i64) {
             return;
         }
     };
-    let store = &engine.store;
-    let registered = async {
-        let id = store
-            .insert_asset(&domain::store::NewAsset {
-                stream_id: m.stream_id.clone(),
-                session_id: Some(m.session_id.clone()),
-                kind: "motionclip",
-                path: rel.clone(),
-                index,
-                width: Some(i64::from(w.width)),
-                height: Some(i64::from(w.height)),
-            })
-            .await?;
-        store
-            .finish_asset(
-                &id,
-                Some((w.seconds * 1000.0).round() as i64),
-                w.size as i64,
-                "ready",
-            )
-            .await?;
-        store.prune_history(&m.session_id, "motionclip").await
-    }
-    .await;
-    match registered {
-        Ok(old) => {
-            let files = old
-                .iter()
-                .flat_map(|p| [p.clone(), domain::store::sibling(p, ".mp4")])
-                .collect();
-            engine.remove_asset_files(files).await;
+    let asset = domain::store::NewAsset {
+        stream_id: m.stream_id.clone(),
+        session_id: Some(m.session_id.clone()),
+        kind: "motionclip",
+        path: rel,
+        index,
+        width: Some(i64::from(w.width)),
+        height: Some(i64::from(w.height)),
+    };
+    let duration_ms = Some((w.seconds * 1000.0).round() as i64);
+    match engine
+        .register_history(&asset, duration_ms, w.size as i64, ".mp4")
+        .await
+    {
+        Ok(()) => {
             Workers::count(&engine.workers.motionclips, 1);
             tracing::debug!(stream = %m.stream_id, frames = w.frames, "motion clip written");
         }

@@ -140,32 +140,20 @@ async fn job(
             return Outcome::Failed;
         }
     };
-    let store = &engine.store;
-    let registered = async {
-        let id = store
-            .insert_asset(&domain::store::NewAsset {
-                stream_id: t.stream_id.clone(),
-                session_id: Some(t.session_id.clone()),
-                kind: "thumbnail",
-                path: rel.clone(),
-                index,
-                width: Some(i64::from(w.width)),
-                height: Some(i64::from(w.height)),
-            })
-            .await?;
-        store
-            .finish_asset(&id, None, w.size as i64, "ready")
-            .await?;
-        store.prune_history(&t.session_id, "thumbnail").await
-    }
-    .await;
-    match registered {
-        Ok(old) => {
-            let files = old
-                .iter()
-                .flat_map(|p| [p.clone(), domain::store::sibling(p, ".320.jpg")])
-                .collect();
-            engine.remove_asset_files(files).await;
+    let asset = domain::store::NewAsset {
+        stream_id: t.stream_id.clone(),
+        session_id: Some(t.session_id.clone()),
+        kind: "thumbnail",
+        path: rel,
+        index,
+        width: Some(i64::from(w.width)),
+        height: Some(i64::from(w.height)),
+    };
+    match engine
+        .register_history(&asset, None, w.size as i64, ".320.jpg")
+        .await
+    {
+        Ok(()) => {
             Workers::count(&engine.workers.thumbnails, 1);
             Outcome::Written { flat: w.flat }
         }
