@@ -6,6 +6,86 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use domain::store::Counts;
 use domain::view::LiveStats;
 
+/// Upper bounds (ms) of the latency histograms' buckets.
+const LATENCY_BOUNDS_MS: [u64; 16] = [
+    1, 2, 5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000, 5000,
+];
+
+/// A latency histogram (cumulative buckets in the Prometheus text format), lock-free to record.
+#[derive(Default)]
+pub struct Histogram {
+    /// One count per bound plus the overflow bucket; not cumulative here.
+    buckets: [AtomicU64; LATENCY_BOUNDS_MS.len() + 1],
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    pub fn record(&self, d: std::time::Duration) {
+        let ms = d.as_secs_f64() * 1000.0;
+        let i = LATENCY_BOUNDS_MS
+            .iter()
+            .position(|&b| ms <= b as f64)
+            .unwrap_or(LATENCY_BOUNDS_MS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `name_bucket{le=…}`, `name_sum` and `name_count` lines, in seconds.
+    pub fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            cumulative += b.load(Ordering::Relaxed);
+            let le = LATENCY_BOUNDS_MS
+                .get(i)
+                .map_or("+Inf".to_string(), |ms| format!("{}", *ms as f64 / 1000.0));
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_sum {}\n{name}_count {}",
+            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6,
+            self.count.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// How long the server takes from a frame's arrival to what it makes of it.
+#[derive(Default)]
+pub struct Latencies {
+    /// Keyframe received → its thumbnail written and listed.
+    pub thumbnail: Histogram,
+    /// Keyframe that ends a segment received → the segment in the live playlist.
+    pub live_segment: Histogram,
+    /// The same keyframe → the segment on disk and in the replay playlist.
+    pub replay_segment: Histogram,
+}
+
+impl Latencies {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        self.thumbnail.render(
+            &mut out,
+            "liveproc_thumbnail_latency_seconds",
+            "Keyframe received to its thumbnail written and listed.",
+        );
+        self.live_segment.render(
+            &mut out,
+            "liveproc_live_segment_latency_seconds",
+            "Segment-ending keyframe received to the segment in the live playlist.",
+        );
+        self.replay_segment.render(
+            &mut out,
+            "liveproc_replay_segment_latency_seconds",
+            "Segment-ending keyframe received to the segment in the replay playlist on disk.",
+        );
+        out
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
     /// API requests by status class: index 0 = 1xx … 4 = 5xx.

@@ -141,7 +141,24 @@ async fn thumbnails_and_motion_clips_of_a_26_s_publish() {
     // The work is counted.
     let (_, metrics) = get(&r, "/metrics").await;
     let metrics = String::from_utf8(metrics.to_vec()).unwrap();
-    assert!(metrics.contains("liveproc_thumbnails_total"), "{metrics}");
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    // Every thumbnail's latency is observed once, and every live segment's.
+    let thumbnails = value("liveproc_thumbnails_total");
+    assert!(thumbnails >= 3.0, "{metrics}");
+    assert_eq!(
+        value("liveproc_thumbnail_latency_seconds_count"),
+        thumbnails
+    );
+    assert_eq!(
+        value("liveproc_thumbnail_latency_seconds_bucket{le=\"+Inf\"}"),
+        thumbnails
+    );
+    assert!(value("liveproc_live_segment_latency_seconds_count") >= 10.0);
     r.stop().await;
 }
 

@@ -17,10 +17,12 @@ pub struct Tag {
 }
 
 /// `WIDTHxHEIGHT` at 30 fps, H.264 High with B-frames, a keyframe every 2 s, AAC 48 kHz stereo:
-/// what OBS sends by default. Encoded once into `cache`.
+/// what OBS sends by default (3 Mbit/s at 720p, 6 Mbit/s at 1080p). Encoded once into `cache`.
 pub fn test_clip(cache: &Path, size: &str, seconds: u32) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(cache)?;
-    let path = cache.join(format!("clip-{size}p30-{seconds}s.flv"));
+    // What encoders are set to for live streams of that size.
+    let kbps = if size == "1920x1080" { 6000 } else { 3000 };
+    let path = cache.join(format!("clip-{size}p30-{kbps}k-{seconds}s.flv"));
     if path.exists() {
         return Ok(path);
     }
@@ -44,7 +46,14 @@ pub fn test_clip(cache: &Path, size: &str, seconds: u32) -> anyhow::Result<PathB
             "high",
         ])
         .args([
-            "-pix_fmt", "yuv420p", "-bf", "2", "-g", "60", "-b:v", "3000k",
+            "-pix_fmt",
+            "yuv420p",
+            "-bf",
+            "2",
+            "-g",
+            "60",
+            "-b:v",
+            &format!("{kbps}k"),
         ])
         .args(["-c:a", "aac", "-b:a", "128k", "-ac", "2", "-f", "flv"])
         .arg(&tmp)

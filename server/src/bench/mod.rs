@@ -3,6 +3,7 @@
 
 pub mod media;
 pub mod pictures;
+pub mod plot;
 pub mod publisher;
 pub mod streams;
 
@@ -43,6 +44,26 @@ pub struct BenchArgs {
     /// Upper bound of the ramp.
     #[arg(long, default_value_t = 640)]
     pub max_streams: usize,
+    /// The published clip's size: 720p (3 Mbit/s) or 1080p (6 Mbit/s), both 30 fps.
+    #[arg(long, default_value = "720p", value_parser = ["720p", "1080p"])]
+    pub input: String,
+    /// Measure liveproc only, without the ffmpeg pipeline.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Ramp mode: also draw CPU against streams for liveproc and the ffmpeg pipeline (SVG).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    /// `WIDTHxHEIGHT` of `--input`.
+    pub fn size(&self) -> &'static str {
+        if self.input == "1080p" {
+            "1920x1080"
+        } else {
+            "1280x720"
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -66,12 +87,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if with_clips != args.processes {
             sets.push(with_clips);
         }
+        let mut curves = Vec::new();
         for processes in sets {
-            let held = streams::ramp(&args, &processes).await?;
+            let curve = streams::ramp(&args, &processes).await?;
             println!(
-                "ramp: processes={} largest streams held={held}",
-                processes.join(",")
+                "ramp: processes={} largest streams held={}",
+                processes.join(","),
+                curve.held
             );
+            curves.push(curve);
+        }
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_vec_pretty(&curves)?)?;
+        }
+        if let Some(path) = &args.plot {
+            plot::cpu_vs_streams(
+                path,
+                &curves,
+                &format!("{}30, {} s steps", args.input, args.seconds),
+            )?;
+            println!("ramp: plot written to {}", path.display());
         }
         return Ok(());
     }
@@ -102,6 +137,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }
     let s = &report.streams;
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    println!(
+        "latency ms (p50/p95): keyframe→thumbnail {}/{}, segment→live playlist {}/{}, \
+         segment→replay playlist {}/{}; clip of {} s ready in {} ms; peak RSS {:.0} MB",
+        ms(s.thumbnail_latency_ms.0),
+        ms(s.thumbnail_latency_ms.1),
+        ms(s.live_segment_latency_ms.0),
+        ms(s.live_segment_latency_ms.1),
+        ms(s.replay_segment_latency_ms.0),
+        ms(s.replay_segment_latency_ms.1),
+        ms(s.clip_seconds),
+        ms(s.clip_ready_ms),
+        s.liveproc_peak_rss_mb
+    );
     println!(
         "bench: streams={} seconds={} liveproc_cpu_s={:.2} ffmpeg_cpu_s={:.2} ratio={:.3}",
         s.streams, s.seconds, s.liveproc_cpu_s, s.ffmpeg_cpu_s, s.ratio
@@ -139,6 +188,48 @@ pub fn parse_ffmpeg_bench(stderr: &str) -> Option<f64> {
     Some(field("utime=")? + field("stime=")?)
 }
 
+/// The `q` quantile (ms) of a Prometheus histogram `name` in `text`, interpolated inside its
+/// bucket as PromQL's `histogram_quantile` does; None without observations.
+pub fn histogram_quantile(text: &str, name: &str, q: f64) -> Option<f64> {
+    let prefix = format!("{name}_bucket{{le=\"");
+    let mut buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(&prefix)?;
+            let (le, count) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le * 1000.0, count.trim().parse().ok()?))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let (mut lower, mut below) = (0.0, 0.0);
+    for &(le, count) in &buckets {
+        if count >= rank {
+            if le.is_infinite() {
+                return Some(lower);
+            }
+            let inside = count - below;
+            let frac = if inside > 0.0 {
+                (rank - below) / inside
+            } else {
+                1.0
+            };
+            return Some(lower + (le - lower) * frac);
+        }
+        (lower, below) = (le, count);
+    }
+    Some(lower)
+}
+
 /// The `q` quantile of sorted values (nearest rank).
 pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -159,5 +250,17 @@ mod tests {
         assert_eq!(parse_ffmpeg_bench("nothing"), None);
         assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.5), 2.0);
         assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.95), 4.0);
+    }
+
+    #[test]
+    fn reads_histogram_quantiles() {
+        let text =
+            "h_bucket{le=\"0.01\"} 50\nh_bucket{le=\"0.02\"} 90\nh_bucket{le=\"0.05\"} 100\n\
+                    h_bucket{le=\"+Inf\"} 100\nh_sum 1\nh_count 100\n";
+        // Half of the observations are ≤ 10 ms: the median sits at that bucket's top.
+        assert_eq!(histogram_quantile(text, "h", 0.5), Some(10.0));
+        // 95th of 100 lies half-way into the 20–50 ms bucket (90 → 100).
+        assert!((histogram_quantile(text, "h", 0.95).unwrap() - 35.0).abs() < 1e-9);
+        assert_eq!(histogram_quantile("", "h", 0.5), None);
     }
 }

@@ -25,6 +25,9 @@ pub struct StreamFigures {
     pub input: String,
     pub liveproc_cpu_s: f64,
     pub liveproc_cpu_per_stream_s: f64,
+    /// CPU in cores while all N streams were live (after the staggered starts, before the first
+    /// publisher finished): the load a steady population puts on the machine.
+    pub liveproc_steady_cores: f64,
     pub liveproc_peak_rss_mb: f64,
     pub dropped_frames: u64,
     pub publisher_max_late_ms: u64,
@@ -34,6 +37,12 @@ pub struct StreamFigures {
     pub motionclips_skipped_busy: u64,
     pub clip_seconds: Option<f64>,
     pub clip_ready_ms: Option<f64>,
+    /// (p50, p95) ms from the server's histograms: keyframe received → thumbnail listed.
+    pub thumbnail_latency_ms: (Option<f64>, Option<f64>),
+    /// Segment-ending keyframe received → segment in the live playlist.
+    pub live_segment_latency_ms: (Option<f64>, Option<f64>),
+    /// The same keyframe → segment on disk and in the replay playlist.
+    pub replay_segment_latency_ms: (Option<f64>, Option<f64>),
     pub disk_write_kb_per_s_per_stream: f64,
     pub ffmpeg_cpu_s: f64,
     pub ffmpeg_cpu_per_stream_s: f64,
@@ -141,16 +150,10 @@ fn processing(processes: &[String]) -> Value {
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<StreamFigures> {
     let mut figures = liveproc(args, args.streams, &args.processes).await?;
-    // The baseline: one ffmpeg per stream reading the same input at real-time speed.
-    eprintln!(
-        "bench: the ffmpeg pipeline on the same {} inputs",
-        args.streams
-    );
-    let clip = test_clip(&args.cache, "1280x720", 60)?;
-    let base = std::env::temp_dir().join(format!("liveproc-bench-ffmpeg-{}", std::process::id()));
-    let ffmpeg_cpu = baseline(args, &clip, &base);
-    let _ = std::fs::remove_dir_all(&base);
-    let ffmpeg_cpu = ffmpeg_cpu?;
+    if args.no_baseline {
+        return Ok(figures);
+    }
+    let (ffmpeg_cpu, _) = ffmpeg_pipeline(args, args.streams, &args.processes)?;
     figures.ffmpeg_cpu_s = ffmpeg_cpu;
     figures.ffmpeg_cpu_per_stream_s = ffmpeg_cpu / args.streams as f64;
     figures.ratio = if ffmpeg_cpu > 0.0 {
@@ -161,13 +164,36 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<StreamFigures> {
     Ok(figures)
 }
 
+/// The baseline: one ffmpeg per stream reading the same input at real-time speed. Answers its
+/// CPU seconds and whether it kept up with real time.
+fn ffmpeg_pipeline(
+    args: &BenchArgs,
+    streams: usize,
+    processes: &[String],
+) -> anyhow::Result<(f64, bool)> {
+    eprintln!("bench: the ffmpeg pipeline on the same {streams} inputs");
+    let clip = test_clip(&args.cache, args.size(), 60)?;
+    let base = std::env::temp_dir().join(format!("liveproc-bench-ffmpeg-{}", std::process::id()));
+    let run = BenchArgs {
+        streams,
+        processes: processes.to_vec(),
+        ..args.clone()
+    };
+    let started = Instant::now();
+    let cpu = baseline(&run, &clip, &base);
+    let _ = std::fs::remove_dir_all(&base);
+    // `-re` reads at real-time speed; a pipeline that needs much longer fell behind.
+    let kept_up = started.elapsed().as_secs_f64() <= f64::from(args.seconds) * 1.1 + 3.0;
+    Ok((cpu?, kept_up))
+}
+
 /// One liveproc server process with `streams` streams running `processes`.
 pub async fn liveproc(
     args: &BenchArgs,
     streams: usize,
     processes: &[String],
 ) -> anyhow::Result<StreamFigures> {
-    let clip = test_clip(&args.cache, "1280x720", 60)?;
+    let clip = test_clip(&args.cache, args.size(), 60)?;
     let tags = read_flv(&clip)?;
     let data = std::env::temp_dir().join(format!("liveproc-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
@@ -202,46 +228,123 @@ pub async fn liveproc(
     result
 }
 
+/// One step of a ramp.
+#[derive(Debug, Serialize)]
+pub struct RampPoint {
+    pub streams: usize,
+    /// CPU used over the step, in cores (CPU seconds / seconds).
+    pub liveproc_cores: Option<f64>,
+    pub liveproc_held: bool,
+    pub liveproc_peak_rss_mb: Option<f64>,
+    pub ffmpeg_cores: Option<f64>,
+    pub ffmpeg_held: Option<bool>,
+}
+
+/// A ramp over one set of processes.
+#[derive(Debug, Serialize)]
+pub struct RampCurve {
+    pub processes: Vec<String>,
+    pub cores: usize,
+    /// The largest stream count that held.
+    pub held: usize,
+    pub points: Vec<RampPoint>,
+}
+
 /// Adds streams (doubling) until a step drops frames, falls behind real time, skips motion clips
-/// or uses more than 90 % of the machine's CPU; answers the largest count that held.
-pub async fn ramp(args: &BenchArgs, processes: &[String]) -> anyhow::Result<usize> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let mut held = 0;
+/// or uses more than 90 % of the machine's CPU, then bisects between the last count that held and
+/// the first that did not (to within a tenth). The ffmpeg pipeline runs the same steps while it
+/// keeps up. Answers every step's figures and the largest count that held.
+pub async fn ramp(args: &BenchArgs, processes: &[String]) -> anyhow::Result<RampCurve> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let seconds = f64::from(args.seconds);
+    let mut curve = RampCurve {
+        processes: processes.to_vec(),
+        cores,
+        held: 0,
+        points: Vec::new(),
+    };
+    let mut failed: Option<usize> = None;
+    let mut ffmpeg_done = args.no_baseline;
     let mut n = 10;
-    while n <= args.max_streams {
-        let f = match liveproc(args, n, processes).await {
-            Ok(f) => f,
-            // A server too loaded to take the publishers has not held either.
-            Err(e) => {
+    loop {
+        let mut point = RampPoint {
+            streams: n,
+            liveproc_cores: None,
+            liveproc_held: false,
+            liveproc_peak_rss_mb: None,
+            ffmpeg_cores: None,
+            ffmpeg_held: None,
+        };
+        match liveproc(args, n, processes).await {
+            Ok(f) => {
+                let share = f.liveproc_steady_cores / cores as f64;
+                point.liveproc_held = f.dropped_frames == 0
+                    && f.publisher_max_late_ms <= 1000
+                    && f.motionclips_skipped_busy == 0
+                    && share <= 0.9;
+                point.liveproc_cores = Some(f.liveproc_steady_cores);
+                point.liveproc_peak_rss_mb = Some(f.liveproc_peak_rss_mb);
                 println!(
-                    "ramp: processes={} streams={n} held=no ({e})",
-                    processes.join(",")
+                    "ramp: processes={} streams={n} cpu={:.0}% of {cores} cores dropped={} late_ms={} \
+                     skipped_clips={} rss_mb={:.0} thumbnail_p95_ms={} held={}",
+                    processes.join(","),
+                    share * 100.0,
+                    f.dropped_frames,
+                    f.publisher_max_late_ms,
+                    f.motionclips_skipped_busy,
+                    f.liveproc_peak_rss_mb,
+                    f.thumbnail_latency_ms
+                        .1
+                        .map_or("-".into(), |v| format!("{v:.0}")),
+                    if point.liveproc_held { "yes" } else { "no" }
                 );
-                break;
+            }
+            // A server too loaded to take the publishers has not held either.
+            Err(e) => println!(
+                "ramp: processes={} streams={n} held=no ({e})",
+                processes.join(",")
+            ),
+        }
+        // The baseline at the same count, until the step where it no longer keeps up.
+        if !ffmpeg_done {
+            let (cpu, kept_up) = ffmpeg_pipeline(args, n, processes)?;
+            let share = cpu / (seconds * cores as f64);
+            let held = kept_up && share <= 0.9;
+            println!(
+                "ramp: ffmpeg pipeline streams={n} cpu={:.0}% of {cores} cores kept_up={kept_up} held={}",
+                share * 100.0,
+                if held { "yes" } else { "no" }
+            );
+            point.ffmpeg_cores = Some(cpu / seconds);
+            point.ffmpeg_held = Some(held);
+            ffmpeg_done = !held;
+        }
+        let held = point.liveproc_held;
+        curve.points.push(point);
+        if held {
+            curve.held = curve.held.max(n);
+        } else {
+            failed = Some(failed.map_or(n, |f| f.min(n)));
+        }
+        // Next count: double until a failure, then halve the gap down to a tenth of what held.
+        n = match failed {
+            None if n * 2 <= args.max_streams => n * 2,
+            None => break,
+            Some(f) => {
+                let gap = f.saturating_sub(curve.held);
+                if curve.held == 0 || gap <= (curve.held / 10).max(10) {
+                    break;
+                }
+                (curve.held + gap / 2) / 10 * 10
             }
         };
-        let share = f.liveproc_cpu_s / (f64::from(args.seconds) * cores);
-        let ok = f.dropped_frames == 0
-            && f.publisher_max_late_ms <= 1000
-            && f.motionclips_skipped_busy == 0
-            && share <= 0.9;
-        println!(
-            "ramp: processes={} streams={n} cpu={:.0}% of {cores} cores dropped={} late_ms={} skipped_clips={} rss_mb={:.0} held={}",
-            processes.join(","),
-            share * 100.0,
-            f.dropped_frames,
-            f.publisher_max_late_ms,
-            f.motionclips_skipped_busy,
-            f.liveproc_peak_rss_mb,
-            if ok { "yes" } else { "no" }
-        );
-        if !ok {
-            break;
+        if !ffmpeg_done && failed.is_some() {
+            // Between two counts the baseline has measured already: nothing new to learn.
+            ffmpeg_done = true;
         }
-        held = n;
-        n *= 2;
     }
-    Ok(held)
+    curve.points.sort_by_key(|p| p.streams);
+    Ok(curve)
 }
 
 async fn measure_liveproc(
@@ -286,6 +389,7 @@ async fn measure_liveproc(
     let cpu0 = process_cpu(pid, ticks)?;
     let seconds = f64::from(args.seconds);
     let mut publishers = Vec::new();
+    let first_start = Instant::now();
     for name in &names {
         let (tags, name) = (tags.to_vec(), name.clone());
         publishers.push(tokio::spawn(async move {
@@ -294,6 +398,17 @@ async fn measure_liveproc(
         // Spread the keyframes of the streams, as real encoders are not in step.
         tokio::time::sleep(Duration::from_millis(37)).await;
     }
+    // Steady state: from the last publisher's start to just before the first one ends.
+    let steady = {
+        let from = (Instant::now(), process_cpu(pid, ticks)?);
+        let until = first_start + Duration::from_secs_f64(seconds - 0.5);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(until.into()).await;
+            let to = (Instant::now(), process_cpu(pid, ticks).ok()?);
+            let wall = to.0.checked_duration_since(from.0)?.as_secs_f64();
+            (wall >= 2.0).then(|| (to.1 - from.1) / wall)
+        })
+    };
     // Dropped frames while everything is live.
     let metrics_at = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs_f64((seconds - 2.0).max(1.0))).await;
@@ -308,6 +423,7 @@ async fn measure_liveproc(
         max_late = max_late.max(published.max_late_ms);
     }
     let live_metrics = metrics_at.await.unwrap_or_default();
+    let steady_cores = steady.await.ok().flatten();
     // Sessions end and processes finish their last files.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -361,14 +477,26 @@ async fn measure_liveproc(
         }
     }
     let thumbnails = metric(&end_metrics, "liveproc_thumbnails_total") as u64;
+    let quantiles = |name: &str| {
+        (
+            super::histogram_quantile(&end_metrics, name, 0.5),
+            super::histogram_quantile(&end_metrics, name, 0.95),
+        )
+    };
     let thumb_cpu_us = metric(&end_metrics, "liveproc_thumbnail_cpu_microseconds_total");
     Ok(StreamFigures {
         streams: args.streams,
         seconds: args.seconds,
         processes: args.processes.clone(),
-        input: "1280x720 30 fps H.264 High (B-frames, GOP 2 s) 3 Mbit/s + AAC 128 kbit/s".into(),
+        input: format!(
+            "{} 30 fps H.264 High (B-frames, GOP 2 s) {} Mbit/s + AAC 128 kbit/s",
+            args.size(),
+            if args.input == "1080p" { 6 } else { 3 }
+        ),
         liveproc_cpu_s: cpu,
         liveproc_cpu_per_stream_s: cpu / args.streams as f64,
+        // Without a steady window (stagger longer than the run), the whole run's average.
+        liveproc_steady_cores: steady_cores.unwrap_or(cpu / seconds),
         liveproc_peak_rss_mb: rss,
         dropped_frames: metric(&live_metrics, "liveproc_stream_dropped_frames_total") as u64,
         publisher_max_late_ms: max_late,
@@ -383,6 +511,9 @@ async fn measure_liveproc(
             as u64,
         clip_seconds,
         clip_ready_ms: clip_ms,
+        thumbnail_latency_ms: quantiles("liveproc_thumbnail_latency_seconds"),
+        live_segment_latency_ms: quantiles("liveproc_live_segment_latency_seconds"),
+        replay_segment_latency_ms: quantiles("liveproc_replay_segment_latency_seconds"),
         disk_write_kb_per_s_per_stream: written as f64 / 1024.0 / seconds / args.streams as f64,
         ffmpeg_cpu_s: 0.0,
         ffmpeg_cpu_per_stream_s: 0.0,

@@ -121,6 +121,7 @@ mod tests {
             pts: i,
             keyframe: true,
             data: bytes::Bytes::new(),
+            arrived: std::time::Instant::now(),
         })
     }
 

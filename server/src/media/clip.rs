@@ -330,6 +330,7 @@ fn first_frame(dir: &Path, chosen: &[&ListedSegment], k: &Kept) -> Option<FirstF
             pts: s.pts(),
             keyframe: s.keyframe,
             data: bytes::Bytes::from(data),
+            arrived: std::time::Instant::now(),
         });
     }
     Some(FirstFrame {

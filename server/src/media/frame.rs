@@ -24,6 +24,8 @@ pub struct Frame {
     pub pts: i64,
     pub keyframe: bool,
     pub data: Bytes,
+    /// When ingest received it: the start of every latency the server reports.
+    pub arrived: std::time::Instant,
 }
 
 /// H.264 parameters, from the AVCDecoderConfigurationRecord.

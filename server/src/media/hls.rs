@@ -11,12 +11,14 @@ use super::bus::Subscription;
 use super::frame::{AudioParams, Event, Frame, Track, VideoParams, VIDEO_TIMESCALE};
 use super::mux::fmp4::{self, TrackRun, AUDIO_TRACK_ID, VIDEO_TRACK_ID};
 use super::replay::ReplaySink;
+use crate::metrics::Latencies;
 
 /// Cut at the first keyframe at least this long after the segment's start.
 const TARGET_SECONDS: f64 = 1.0;
 /// Segments kept for live playout.
 const WINDOW: usize = 10;
 
+#[derive(Clone)]
 pub(crate) struct Segment {
     sequence: u64,
     pub(crate) duration: f64,
@@ -161,26 +163,43 @@ pub(crate) fn render_playlist(
 }
 
 /// Cuts the bus into segments until the stream ends.
-/// The same segments also go to `replay` when the session keeps one: one writer, two uses.
-pub async fn run(mut sub: Subscription, out: Arc<HlsOutput>, mut replay: Option<ReplaySink>) {
+/// The same segments also go to `replay` when the session keeps one: one writer, two uses. The
+/// live playlist gets each segment first; the replay's disk write follows.
+pub async fn run(
+    mut sub: Subscription,
+    out: Arc<HlsOutput>,
+    mut replay: Option<ReplaySink>,
+    latency: Arc<Latencies>,
+) {
     let mut seg = Segmenter::default();
     loop {
-        let cut = match sub.recv().await {
-            Some(event) => seg.push(&event, out.init_count()),
-            None => break,
+        let Some(event) = sub.recv().await else { break };
+        let Some((init, segment)) = seg.push(&event, out.init_count()) else {
+            continue;
         };
-        if let Some((init, segment)) = cut {
-            if let Some(r) = replay.as_mut() {
-                r.segment(init.as_ref(), &segment).await;
+        // The frame that closed the segment arrived just now at ingest (or earlier, if this
+        // consumer lags): the segment's availability is measured from it.
+        let arrived = match &*event {
+            Event::Frame(f) => Some(f.arrived),
+            _ => None,
+        };
+        out.push(init.clone(), segment.clone());
+        if let Some(at) = arrived {
+            latency.live_segment.record(at.elapsed());
+        }
+        if let Some(r) = replay.as_mut() {
+            if r.segment(init.as_ref(), &segment).await {
+                if let Some(at) = arrived {
+                    latency.replay_segment.record(at.elapsed());
+                }
             }
-            out.push(init, segment);
         }
     }
     if let Some((init, segment)) = seg.flush(out.init_count()) {
+        out.push(init.clone(), segment.clone());
         if let Some(r) = replay.as_mut() {
             r.segment(init.as_ref(), &segment).await;
         }
-        out.push(init, segment);
     }
     if let Some(r) = replay {
         r.end().await;
@@ -392,6 +411,7 @@ mod tests {
                 pts: i * 3600 + 7200,
                 keyframe: i % 12 == 0,
                 data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+                arrived: std::time::Instant::now(),
             };
             if let Some((init, seg)) = s.push(&Event::Frame(f), out.init_count()) {
                 out.push(init, seg);

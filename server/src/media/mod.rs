@@ -144,6 +144,8 @@ pub struct Engine {
     pub rtsp: Arc<ingest::rtsp::Supervisor>,
     /// The bounded pool that decodes for thumbnails and motion clips.
     pub workers: workers::Workers,
+    /// Arrival-to-output latencies, for `/metrics` and the benchmark.
+    pub latency: Arc<crate::metrics::Latencies>,
     live: Mutex<HashMap<String, Arc<LiveStream>>>,
     hls: Mutex<HashMap<String, Arc<HlsOutput>>>,
 }
@@ -155,6 +157,7 @@ impl Engine {
             assets,
             rtsp: Arc::default(),
             workers: workers::Workers::default(),
+            latency: Arc::default(),
             live: Mutex::default(),
             hls: Mutex::default(),
         });
@@ -233,6 +236,7 @@ impl Engine {
             stream.bus.subscribe(),
             hls.clone(),
             replay,
+            self.latency.clone(),
         ))];
         if settings.recording.enabled || forced_recording {
             let rec = recording::Recording {

@@ -46,6 +46,13 @@ impl H264 {
         })
     }
 
+    /// Switches to another stream's parameters (the decoder itself is kept): a keyframe decodes
+    /// from its own parameter sets, so one decoder serves keyframes of any stream.
+    pub fn set_params(&mut self, params: &VideoParams) -> Result<(), String> {
+        (self.parameter_sets, self.length_size) = parameter_sets(&params.avcc)?;
+        Ok(())
+    }
+
     /// Decodes one access unit; a keyframe gets the parameter sets in front. Answers the picture
     /// the decoder put out for it, if any (decoders hold pictures back while B-frames reorder).
     pub fn decode(&mut self, frame: &Frame) -> Result<Option<Rgb>, String> {
@@ -128,6 +135,35 @@ impl H264 {
             .into_iter()
             .next()
             .ok_or_else(|| "the keyframe gave no picture".to_string())
+    }
+}
+
+/// Decoders for keyframe-only work (thumbnails), shared by every stream. A decoder holds its
+/// picture buffers (about 19 MB at 720p), so one per stream would cost more memory than the
+/// rest of a stream's pipeline; jobs are bounded by the worker pool, and so is this.
+#[derive(Default)]
+pub struct KeyframeDecoders {
+    idle: std::sync::Mutex<Vec<H264>>,
+}
+
+impl KeyframeDecoders {
+    /// An idle decoder set to `params`, or a new one.
+    pub fn take(&self, params: &VideoParams) -> Result<H264, String> {
+        let idle = self.idle.lock().map_err(|_| "decoder pool lock")?.pop();
+        match idle {
+            Some(mut d) => {
+                d.set_params(params)?;
+                Ok(d)
+            }
+            None => H264::new(params),
+        }
+    }
+
+    /// Returns a decoder that worked; one that failed is dropped, not reused.
+    pub fn put(&self, decoder: H264) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(decoder);
+        }
     }
 }
 

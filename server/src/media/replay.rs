@@ -63,14 +63,17 @@ impl ReplaySink {
         })
     }
 
-    pub(crate) async fn segment(&mut self, init: Option<&Bytes>, segment: &Segment) {
+    /// Writes a segment and the playlist; false when nothing was written (a failed replay).
+    pub(crate) async fn segment(&mut self, init: Option<&Bytes>, segment: &Segment) -> bool {
         if self.failed {
-            return;
+            return false;
         }
         if let Err(e) = self.write(init, segment).await {
             tracing::error!(error = %e, dir = %self.dir.display(), "replay: write failed");
             self.failed = true;
+            return false;
         }
+        true
     }
 
     async fn write(&mut self, init: Option<&Bytes>, segment: &Segment) -> std::io::Result<()> {

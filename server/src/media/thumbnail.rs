@@ -10,13 +10,13 @@
 //!   After a flat thumbnail (e.g. a stream that starts black), the first keyframe with a picture
 //!   is published at once rather than at the next interval.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use super::bus::Subscription;
 use super::frame::{Event, Frame, Track, VideoParams, VIDEO_TIMESCALE};
-use super::picture::{self, H264};
+use super::picture::{self, KeyframeDecoders, H264};
 use super::workers::{thread_cpu, Workers};
 use super::Engine;
 
@@ -45,20 +45,18 @@ struct Written {
     flat: bool,
 }
 
-/// Decodes `frame` and, unless it is flat and not `force`d, writes `rel`'s JPEG and its preview.
+/// Decodes `frame` with a pooled decoder and, unless it is flat and not `force`d, writes
+/// `out`'s JPEG and its preview.
 fn make(
-    decoder: &Mutex<Option<H264>>,
+    decoders: &KeyframeDecoders,
     params: &VideoParams,
     frame: &Frame,
     force: bool,
     out: &std::path::Path,
 ) -> Result<Option<Written>, String> {
-    let mut guard = decoder.lock().map_err(|_| "decoder lock")?;
-    if guard.is_none() {
-        *guard = Some(H264::new(params)?);
-    }
-    let rendered = render(guard.as_mut().expect("set above"), frame, force)?;
-    drop(guard);
+    let mut decoder = decoders.take(params)?;
+    let rendered = render(&mut decoder, frame, force)?;
+    decoders.put(decoder);
     let Some(r) = rendered else {
         return Ok(None);
     };
@@ -111,7 +109,6 @@ pub fn render(decoder: &mut H264, frame: &Frame, force: bool) -> Result<Option<R
 async fn job(
     engine: Arc<Engine>,
     t: Arc<Thumbnails>,
-    decoder: Arc<Mutex<Option<H264>>>,
     params: VideoParams,
     frame: Frame,
     force: bool,
@@ -119,9 +116,17 @@ async fn job(
 ) -> Outcome {
     let rel = format!("thumbnails/{}/{}/{index}.jpg", t.stream_id, t.session_id);
     let out = engine.assets.join(&rel);
+    let arrived = frame.arrived;
+    let pool = engine.clone();
     let work = move || {
         let cpu = thread_cpu();
-        let r = make(&decoder, &params, &frame, force, &out);
+        let r = make(
+            &pool.workers.keyframe_decoders,
+            &params,
+            &frame,
+            force,
+            &out,
+        );
         (r, thread_cpu().saturating_sub(cpu))
     };
     let Some((result, cpu)) = engine.workers.run(work).await else {
@@ -155,6 +160,7 @@ async fn job(
     {
         Ok(()) => {
             Workers::count(&engine.workers.thumbnails, 1);
+            engine.latency.thumbnail.record(arrived.elapsed());
             Outcome::Written { flat: w.flat }
         }
         Err(e) => {
@@ -168,7 +174,6 @@ async fn job(
 pub async fn run(mut sub: Subscription, engine: Arc<Engine>, t: Thumbnails) {
     let t = Arc::new(t);
     let interval = t.interval.max(1) * i64::from(VIDEO_TIMESCALE);
-    let decoder: Arc<Mutex<Option<H264>>> = Arc::default();
     let mut params: Option<VideoParams> = None;
     // Decode time from which the next thumbnail is due; None = the first keyframe.
     let mut next_due: Option<i64> = None;
@@ -184,13 +189,7 @@ pub async fn run(mut sub: Subscription, engine: Arc<Engine>, t: Thumbnails) {
             event = sub.recv() => {
                 let Some(event) = event else { break };
                 match &*event {
-                    Event::Video(p) => {
-                        params = Some(p.clone());
-                        // New parameters, new decoder (made lazily on the pool).
-                        if let Ok(mut d) = decoder.lock() {
-                            *d = None;
-                        }
-                    }
+                    Event::Video(p) => params = Some(p.clone()),
                     Event::Frame(f) if f.track == Track::Video && f.keyframe && !in_flight => {
                         let Some(p) = params.clone() else { continue };
                         let due = next_due.is_none_or(|d| f.dts >= d);
@@ -205,11 +204,11 @@ pub async fn run(mut sub: Subscription, engine: Arc<Engine>, t: Thumbnails) {
                         };
                         index += 1;
                         in_flight = true;
-                        let (engine, t, decoder, tx, f) =
-                            (engine.clone(), t.clone(), decoder.clone(), tx.clone(), f.clone());
+                        let (engine, t, tx, f) =
+                            (engine.clone(), t.clone(), tx.clone(), f.clone());
                         tokio::spawn(async move {
                             let dts = f.dts;
-                            let outcome = job(engine, t, decoder, p, f, force, index).await;
+                            let outcome = job(engine, t, p, f, force, index).await;
                             let _ = tx.send((dts, due, outcome)).await;
                         });
                     }

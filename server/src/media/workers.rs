@@ -11,6 +11,8 @@ use tokio::sync::Semaphore;
 pub struct Workers {
     permits: Arc<Semaphore>,
     pub size: usize,
+    /// Thumbnail decoders, at most one per place in the pool.
+    pub keyframe_decoders: super::picture::KeyframeDecoders,
     pub thumbnails: AtomicU64,
     pub thumbnail_cpu_us: AtomicU64,
     pub thumbnails_skipped_flat: AtomicU64,
@@ -26,6 +28,7 @@ impl Default for Workers {
         Workers {
             permits: Arc::new(Semaphore::new(size)),
             size,
+            keyframe_decoders: Default::default(),
             thumbnails: AtomicU64::new(0),
             thumbnail_cpu_us: AtomicU64::new(0),
             thumbnails_skipped_flat: AtomicU64::new(0),

@@ -73,6 +73,7 @@ impl FlvDemuxer {
                     pts: dts + i64::from(cts) * 90,
                     keyframe: frame_type == 1,
                     data: body,
+                    arrived: std::time::Instant::now(),
                 })))
             }
             _ => Ok(None), // frames before the sequence header, end of sequence
@@ -130,6 +131,7 @@ impl FlvDemuxer {
                     pts: dts,
                     keyframe: true,
                     data: body,
+                    arrived: std::time::Instant::now(),
                 })))
             }
             _ => Ok(None),

@@ -246,6 +246,7 @@ async fn run_once(
                     pts: t,
                     keyframe: f.is_random_access_point(),
                     data: Bytes::from(f.into_data()),
+                    arrived: std::time::Instant::now(),
                 }));
             }
             CodecItem::AudioFrame(f) => {
@@ -272,6 +273,7 @@ async fn run_once(
                     pts: t,
                     keyframe: true,
                     data: Bytes::copy_from_slice(f.data()),
+                    arrived: std::time::Instant::now(),
                 }));
             }
             _ => {}

@@ -388,6 +388,7 @@ mod tests {
                 pts: i * 3000 + 6000,
                 keyframe: i == 0,
                 data: Bytes::from(vec![i as u8; 10 + i as usize]),
+                arrived: std::time::Instant::now(),
             })
             .collect();
         let f = fragment(
@@ -421,6 +422,7 @@ mod tests {
                 pts: i * 3600,
                 keyframe: i == 0,
                 data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+                arrived: std::time::Instant::now(),
             })
             .collect();
         for seq in 1..=3 {
