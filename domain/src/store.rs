@@ -1111,6 +1111,47 @@ impl Store {
         )
     }
 
+    /// Every file the database knows of, for the consistency check: asset rows
+    /// (`asset`, id, kind, path, status) and clip rows (`clip`, id, "clip", path, poster).
+    pub async fn known_files(&self) -> Result<Vec<KnownFile>, ApiError> {
+        let assets: Vec<(String, String, String, String)> =
+            sqlx::query_as("SELECT id, kind, path, status FROM assets")
+                .fetch_all(&self.pool)
+                .await?;
+        let clips: Vec<(String, String, Option<String>)> =
+            sqlx::query_as("SELECT id, path, poster FROM clips")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(assets
+            .into_iter()
+            .map(|(id, kind, path, status)| KnownFile {
+                clip: false,
+                id,
+                kind,
+                path,
+                status,
+                poster: None,
+            })
+            .chain(clips.into_iter().map(|(id, path, poster)| KnownFile {
+                clip: true,
+                id,
+                kind: "clip".into(),
+                path,
+                status: "ready".into(),
+                poster,
+            }))
+            .collect())
+    }
+
+    /// Removes a clip row whose file is gone (the consistency check's fix).
+    pub async fn forget_clip(&self, id: &str) -> Result<(), ApiError> {
+        sqlx::query("DELETE FROM clips WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// A session's replay, for its rewatch page: the stream object and the replay entry.
     pub async fn replay(
         &self,
@@ -1572,6 +1613,21 @@ struct StreamRow {
 
 const INGEST_SELECT: &str = "SELECT s.id AS stream_id, s.organisation_id, s.profile, g.source \
      FROM streams s JOIN stream_groups g ON g.id = s.group_id";
+
+/// A file the database refers to (see [`Store::known_files`]).
+#[derive(Debug, Clone)]
+pub struct KnownFile {
+    /// A clip row rather than an asset row.
+    pub clip: bool,
+    pub id: String,
+    /// recording, thumbnail, motionclip, replay or clip.
+    pub kind: String,
+    /// Below the assets folder.
+    pub path: String,
+    pub status: String,
+    /// A clip's poster image.
+    pub poster: Option<String>,
+}
 
 /// Where an ingest lands.
 #[derive(Debug, Clone, sqlx::FromRow)]

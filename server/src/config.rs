@@ -31,6 +31,20 @@ pub struct Config {
     /// Base of absolute URLs in API answers; default http:// + the HTTP address.
     #[arg(long = "public-url", env = "LIVEPROC_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Most RTMP connections open at once.
+    #[arg(
+        long = "rtmp-max-connections",
+        env = "LIVEPROC_RTMP_MAX_CONNECTIONS",
+        default_value_t = 4096
+    )]
+    pub rtmp_max_connections: usize,
+    /// Most RTMP connections per IP address that are not publishing (yet).
+    #[arg(
+        long = "rtmp-max-waiting-per-ip",
+        env = "LIVEPROC_RTMP_MAX_WAITING_PER_IP",
+        default_value_t = 16
+    )]
+    pub rtmp_max_waiting_per_ip: usize,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -39,6 +53,17 @@ pub struct Config {
 pub enum Command {
     /// Measures liveproc side by side with an equivalent ffmpeg pipeline (see BENCHMARKS.md).
     Bench(crate::bench::BenchArgs),
+    /// Compares the database with the data folder: rows without files, files without rows.
+    Check {
+        /// Repair: forget rows of lost pictures and clips, mark lost recordings and replays
+        /// failed, move files without a row to DATA/lost+found.
+        #[arg(long)]
+        fix: bool,
+        /// Files younger than this many seconds are not judged: a running server writes a
+        /// picture just before it lists it.
+        #[arg(long, default_value_t = 300)]
+        grace: u64,
+    },
 }
 
 impl Config {

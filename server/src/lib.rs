@@ -1,6 +1,7 @@
 //! liveproc's server: configuration, the HTTP site and (later) the media engine.
 
 pub mod bench;
+pub mod check;
 pub mod config;
 pub mod http;
 pub mod media;
@@ -43,6 +44,15 @@ pub async fn prepare(cfg: &Config) -> anyhow::Result<AppState> {
     }
     let assets = cfg.data.join("assets");
     recover_assets(&store, &assets).await?;
+    // Nothing is live yet: every file without a row is an orphan, whatever its age.
+    check::run(
+        &store,
+        &assets,
+        &cfg.data.join("lost+found"),
+        true,
+        std::time::Duration::ZERO,
+    )
+    .await?;
     let engine = media::Engine::new(store.clone(), assets);
     Ok(AppState {
         leptos_options: leptos_options(cfg),
@@ -56,6 +66,47 @@ pub async fn prepare(cfg: &Config) -> anyhow::Result<AppState> {
         metrics: Arc::new(metrics::Metrics::default()),
         engine,
     })
+}
+
+/// `liveproc check [--fix]`: the consistency check against a data folder and database that a
+/// server may be using at the same time (files younger than `grace` are left alone). Fails
+/// when it finds something and was not asked to fix it.
+pub async fn check(cfg: &Config, fix: bool, grace: std::time::Duration) -> anyhow::Result<()> {
+    let url = cfg.database_url();
+    let store = Store::connect(&url)
+        .await
+        .with_context(|| format!("opening the database ({})", redact(&url)))?;
+    let report = check::run(
+        &store,
+        &cfg.data.join("assets"),
+        &cfg.data.join("lost+found"),
+        fix,
+        grace,
+    )
+    .await?;
+    store.close().await;
+    for (kind, id, path) in &report.missing {
+        println!("missing {kind} {id} {path}");
+    }
+    for path in &report.orphans {
+        println!("orphan {path}");
+    }
+    println!(
+        "check: {} rows without their file, {} files without a row{}",
+        report.missing.len(),
+        report.orphans.len(),
+        if report.is_clean() {
+            ""
+        } else if fix {
+            "; fixed (orphans moved to lost+found)"
+        } else {
+            "; run `liveproc check --fix` to repair"
+        }
+    );
+    if !report.is_clean() && !fix {
+        anyhow::bail!("the database and the data folder disagree");
+    }
+    Ok(())
 }
 
 /// Files a crash left half-written stay: playable ones become `ready` (a fragmented MP4 is
@@ -131,6 +182,7 @@ pub struct Server {
     state: AppState,
     http_listener: tokio::net::TcpListener,
     rtmp_listener: tokio::net::TcpListener,
+    rtmp_limits: media::ingest::rtmp::Limits,
 }
 
 impl Server {
@@ -148,6 +200,10 @@ impl Server {
             state,
             http_listener,
             rtmp_listener,
+            rtmp_limits: media::ingest::rtmp::Limits {
+                total: cfg.rtmp_max_connections,
+                waiting_per_ip: cfg.rtmp_max_waiting_per_ip,
+            },
         })
     }
 
@@ -168,6 +224,7 @@ impl Server {
         let rtmp = tokio::spawn(media::ingest::rtmp::serve(
             self.rtmp_listener,
             engine.clone(),
+            self.rtmp_limits,
         ));
         let rtsp = tokio::spawn(engine.rtsp.clone().run(engine.clone()));
         let retention = tokio::spawn(retention::run(store.clone(), engine.assets.clone()));

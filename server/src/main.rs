@@ -11,6 +11,9 @@ async fn main() -> anyhow::Result<()> {
     let cfg = liveproc::config::Config::parse();
     match cfg.command.clone() {
         Some(liveproc::config::Command::Bench(args)) => liveproc::bench::run(args).await,
+        Some(liveproc::config::Command::Check { fix, grace }) => {
+            liveproc::check(&cfg, fix, std::time::Duration::from_secs(grace)).await
+        }
         None => liveproc::serve(cfg).await,
     }
 }

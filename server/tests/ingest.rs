@@ -165,6 +165,91 @@ async fn garbage_and_half_open_connections_harm_no_one() {
     r.stop().await;
 }
 
+/// A connection from `from` (any 127/8 address) to the RTMP listener.
+async fn connect_from(from: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// RTMP's simple handshake (C0 C1, read S0 S1 S2, C2 = S1).
+async fn rtmp_handshake(s: &mut tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut c0c1 = vec![3u8];
+    c0c1.extend((0..1536u32).map(|i| if i < 8 { 0 } else { (i * 7) as u8 }));
+    s.write_all(&c0c1).await.unwrap();
+    let mut s0s1s2 = vec![0u8; 1 + 1536 * 2];
+    s.read_exact(&mut s0s1s2).await.unwrap();
+    s.write_all(&s0s1s2[1..1537]).await.unwrap();
+}
+
+/// Whether the server closed `s` within `wait` (a read sees the end of the stream).
+async fn closed_within(s: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(wait, s.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test]
+async fn idle_connections_are_capped_per_address_and_in_total_and_time_out() {
+    let r = Running::start_with(&[
+        "--rtmp-max-waiting-per-ip",
+        "4",
+        "--rtmp-max-connections",
+        "6",
+    ])
+    .await;
+    let (id, name) = create(&r).await;
+    // Four idle peers from one address are let in; the fifth is closed at once.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(connect_from("127.0.0.2", r.rtmp).await);
+    }
+    let mut fifth = connect_from("127.0.0.2", r.rtmp).await;
+    assert!(closed_within(&mut fifth, Duration::from_secs(2)).await);
+    for s in &mut idle {
+        assert!(!closed_within(s, Duration::from_millis(100)).await);
+    }
+    // Two more from another address fill the total of six; a seventh is closed.
+    let others = [
+        connect_from("127.0.0.3", r.rtmp).await,
+        connect_from("127.0.0.3", r.rtmp).await,
+    ];
+    let mut seventh = connect_from("127.0.0.4", r.rtmp).await;
+    assert!(closed_within(&mut seventh, Duration::from_secs(2)).await);
+    // Idle sockets are closed when their handshake times out (scuffle-rtmp: 2 s); so are those
+    // that left. Their places are free again: a real publisher gets in and goes live.
+    drop(others);
+    for s in &mut idle {
+        assert!(closed_within(s, Duration::from_secs(4)).await);
+    }
+    let child = ffmpeg(r.rtmp, "live", &name, &SMALL);
+    until(&r, &id, "live after idle peers", |s| s["state"] == "live").await;
+    // A peer that shakes hands and keeps talking without ever publishing is closed when its
+    // time to publish (10 s) is up.
+    let since = Instant::now();
+    let mut loris = connect_from("127.0.0.5", r.rtmp).await;
+    rtmp_handshake(&mut loris).await;
+    let closed = loop {
+        // Set Chunk Size (protocol control message 1) on chunk stream 2: harmless chatter.
+        let chatter = [2u8, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 0x10, 0];
+        if loris.write_all(&chatter).await.is_err()
+            || closed_within(&mut loris, Duration::from_secs(2)).await
+        {
+            break since.elapsed();
+        }
+        assert!(since.elapsed() < Duration::from_secs(14), "never closed");
+    };
+    assert!(closed >= Duration::from_secs(9), "closed after {closed:?}");
+    assert!(wait_exit(child, Duration::from_secs(20)).await.success());
+    let s = stream(&r, &id).await;
+    assert_eq!(s["sessions"].as_array().unwrap().len(), 1);
+    r.stop().await;
+}
+
 #[tokio::test]
 async fn shutdown_ends_live_sessions() {
     let r = Running::start().await;

@@ -242,3 +242,82 @@ async fn decodes_720p_and_1080p() {
     }
     r.stop().await;
 }
+
+/// `liveproc check` as an operator runs it against a running server's data folder.
+fn check(data: &std::path::Path, fix: bool) -> (bool, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_liveproc"));
+    cmd.arg("--data").arg(data).args(["check", "--grace", "0"]);
+    if fix {
+        cmd.arg("--fix");
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+fn files_below(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().is_dir() {
+            files_below(&e.path(), out);
+        } else {
+            out.push(e.path());
+        }
+    }
+}
+
+#[tokio::test]
+async fn check_finds_and_fixes_what_disk_and_database_disagree_on() {
+    let r = Running::start().await;
+    let (id, name) = create(&r).await;
+    set_processing(
+        &r,
+        &id,
+        json!({"thumbnail": {"enabled": true, "interval": 10}}),
+    )
+    .await;
+    publish_all(&r, "live", &name, 4).await;
+    let s = until(&r, &id, "a thumbnail", |s| {
+        s["state"] == "idle" && !entries(s, "thumbnails", "image").is_empty()
+    })
+    .await;
+    let before = entries(&s, "thumbnails", "image").len();
+    let data = r.app.data().to_path_buf();
+    let (clean, out) = check(&data, false);
+    assert!(clean, "a fresh session is consistent: {out}");
+
+    // A thumbnail's file is lost, and a stray file appears.
+    let assets = data.join("assets");
+    let mut files = Vec::new();
+    files_below(&assets.join("thumbnails"), &mut files);
+    let lost = files
+        .iter()
+        .find(|p| {
+            p.to_string_lossy().ends_with(".jpg") && !p.to_string_lossy().ends_with(".320.jpg")
+        })
+        .unwrap()
+        .clone();
+    std::fs::remove_file(&lost).unwrap();
+    std::fs::write(assets.join("thumbnails/stray.jpg"), b"not ours").unwrap();
+    let (clean, out) = check(&data, false);
+    assert!(!clean, "{out}");
+    assert!(out.contains("missing thumbnail "), "{out}");
+    assert!(out.contains("orphan thumbnails/stray.jpg"), "{out}");
+
+    // Fixed: the row is forgotten, the stray file and the lost picture's preview are kept aside.
+    let (fixed, out) = check(&data, true);
+    assert!(fixed, "{out}");
+    let found = data.join("lost+found");
+    assert_eq!(
+        std::fs::read(found.join("thumbnails/stray.jpg")).unwrap(),
+        b"not ours"
+    );
+    let preview = lost.with_extension("320.jpg");
+    assert!(found.join(preview.strip_prefix(&assets).unwrap()).exists());
+    let (clean, out) = check(&data, false);
+    assert!(clean, "consistent again: {out}");
+    let s = stream(&r, &id).await;
+    assert_eq!(entries(&s, "thumbnails", "image").len(), before - 1);
+    r.stop().await;
+}

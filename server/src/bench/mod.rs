@@ -53,6 +53,9 @@ pub struct BenchArgs {
     /// Ramp mode: also draw CPU against streams for liveproc and the ffmpeg pipeline (SVG).
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Draw `--plot` again from a ramp's `--json` file, without measuring.
+    #[arg(long, requires = "plot")]
+    pub replot: Option<PathBuf>,
 }
 
 impl BenchArgs {
@@ -77,6 +80,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if !["thumbnail", "motionclip", "recording", "replay"].contains(&p.as_str()) {
             bail!("unknown process {p:?}: use thumbnail, motionclip, recording, replay");
         }
+    }
+    if let (Some(json), Some(plot)) = (&args.replot, &args.plot) {
+        let curves: Vec<streams::RampCurve> = serde_json::from_slice(&std::fs::read(json)?)?;
+        plot::cpu_vs_streams(
+            plot,
+            &curves,
+            &format!("{}30, {} s steps", args.input, args.seconds),
+        )?;
+        return Ok(());
     }
     if args.ramp {
         let mut with_clips = args.processes.clone();

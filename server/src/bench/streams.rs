@@ -229,7 +229,7 @@ pub async fn liveproc(
 }
 
 /// One step of a ramp.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub struct RampPoint {
     pub streams: usize,
     /// CPU used over the step, in cores (CPU seconds / seconds).
@@ -241,7 +241,7 @@ pub struct RampPoint {
 }
 
 /// A ramp over one set of processes.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub struct RampCurve {
     pub processes: Vec<String>,
     pub cores: usize,

@@ -1,7 +1,9 @@
-//! The bounded pool for decoding work (thumbnails, motion clips): as many jobs at once as the
-//! machine has cores, run on blocking threads. Thumbnails wait for a place; a motion clip waits
-//! at most half its interval and is then skipped (and counted), so a saturated machine keeps
-//! ingest, HLS and recording going and gives up the most expensive preview first.
+//! The bounded pools for decoding work, run on blocking threads: one for thumbnails and one for
+//! motion clips, each with as many places as the machine has cores. Thumbnails wait for a place;
+//! a motion clip waits at most half its interval and is then skipped (and counted), so a
+//! saturated machine keeps ingest, HLS and recording going and gives up the most expensive
+//! preview first. Two pools, because a thumbnail (tens of ms) queued behind motion clips
+//! (hundreds of ms each) would be seconds late; sharing the cores costs it far less.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,7 +11,10 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 pub struct Workers {
+    /// Places for thumbnails.
     permits: Arc<Semaphore>,
+    /// Places for motion clips.
+    clip_permits: Arc<Semaphore>,
     pub size: usize,
     /// Thumbnail decoders, at most one per place in the pool.
     pub keyframe_decoders: super::picture::KeyframeDecoders,
@@ -27,6 +32,7 @@ impl Default for Workers {
         let size = std::thread::available_parallelism().map_or(2, |n| n.get());
         Workers {
             permits: Arc::new(Semaphore::new(size)),
+            clip_permits: Arc::new(Semaphore::new(size)),
             size,
             keyframe_decoders: Default::default(),
             thumbnails: AtomicU64::new(0),
@@ -41,7 +47,7 @@ impl Default for Workers {
 }
 
 impl Workers {
-    /// Runs `job` on the pool once a place is free.
+    /// Runs `job` on the thumbnail pool once a place is free.
     pub async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
@@ -55,14 +61,15 @@ impl Workers {
         out.ok()
     }
 
-    /// Runs `job` if a place frees up within `wait`; None (and nothing run) when the pool stays
-    /// full that long. Jobs that come due together queue briefly; a saturated pool sheds them.
+    /// Runs `job` on the motion-clip pool if a place frees up within `wait`; None (and nothing
+    /// run) when the pool stays full that long. Jobs that come due together queue briefly; a
+    /// saturated pool sheds them.
     pub async fn run_within<T: Send + 'static>(
         &self,
         wait: std::time::Duration,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
-        let permit = tokio::time::timeout(wait, self.permits.clone().acquire_owned())
+        let permit = tokio::time::timeout(wait, self.clip_permits.clone().acquire_owned())
             .await
             .ok()?
             .ok()?;
@@ -124,7 +131,7 @@ impl Workers {
         }
         let _ = writeln!(
             out,
-            "# HELP liveproc_workers Size of the decode worker pool.\n# TYPE liveproc_workers gauge\nliveproc_workers {}",
+            "# HELP liveproc_workers Places in each decode worker pool (thumbnails, motion clips).\n# TYPE liveproc_workers gauge\nliveproc_workers {}",
             self.size
         );
         out

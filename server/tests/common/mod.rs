@@ -42,6 +42,11 @@ pub struct Running {
 
 impl Running {
     pub async fn start() -> Running {
+        Self::start_with(&[]).await
+    }
+
+    /// Like [`start`](Self::start), with more command-line flags.
+    pub async fn start_with(flags: &[&str]) -> Running {
         // Server logs go to the test's output (shown when it fails).
         let _ = tracing_subscriber::fmt()
             .with_env_filter("liveproc=info,warn")
@@ -49,7 +54,7 @@ impl Running {
             .try_init();
         let data = tempfile::tempdir().expect("temp dir");
         let db_url = format!("sqlite://{}/liveproc.db", data.path().display());
-        let cfg = liveproc::config::Config::parse_from([
+        let mut args = vec![
             "liveproc",
             "--data",
             data.path().to_str().unwrap(),
@@ -59,7 +64,9 @@ impl Running {
             "127.0.0.1:0",
             "--rtmp",
             "127.0.0.1:0",
-        ]);
+        ];
+        args.extend_from_slice(flags);
+        let cfg = liveproc::config::Config::parse_from(args);
         let server = liveproc::Server::bind(&cfg).await.expect("server binds");
         let (http, rtmp) = (server.http, server.rtmp);
         let app = TestApp {
@@ -99,6 +106,11 @@ impl Running {
 }
 
 impl TestApp {
+    /// The data folder (database, assets).
+    pub fn data(&self) -> &std::path::Path {
+        self._data.path()
+    }
+
     pub async fn new(backend: Backend) -> TestApp {
         let data = tempfile::tempdir().expect("temp dir");
         let db_url = match backend {

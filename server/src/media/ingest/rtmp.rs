@@ -1,7 +1,9 @@
 //! RTMP ingest (scuffle-rtmp): `rtmp://HOST/live/STREAMNAME`, or `/rec/STREAMNAME` to force
 //! recording. Each connection is its own task; whatever a peer does ends only its own session.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,12 +22,94 @@ use crate::media::{Engine, LiveStream, Refusal};
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
+/// A connection must be publishing this long after it was accepted: handshake, connect and
+/// publish take milliseconds for a real encoder; an idle or half-open socket is closed.
+const PUBLISH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Bounds on RTMP connections, so idle or hostile peers cannot use up the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Open connections in total.
+    pub total: usize,
+    /// Connections per IP address that are not publishing (yet). Publishing ones are bounded
+    /// by the streams themselves: one publisher per stream.
+    pub waiting_per_ip: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            total: 4096,
+            waiting_per_ip: 16,
+        }
+    }
+}
+
+/// Counts open and not-yet-publishing connections; the guards give their place back on drop.
+#[derive(Default)]
+struct Gate {
+    open: AtomicUsize,
+    waiting: Mutex<HashMap<IpAddr, usize>>,
+}
+
+struct OpenGuard(Arc<Gate>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+struct WaitingGuard(Arc<Gate>, IpAddr);
+
+impl Drop for WaitingGuard {
+    fn drop(&mut self) {
+        let mut waiting = self.0.waiting.lock().expect("rtmp gate");
+        if let Some(n) = waiting.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                waiting.remove(&self.1);
+            }
+        }
+    }
+}
+
+impl Gate {
+    /// Places for a new connection from `ip`, or why there is none.
+    fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        limits: Limits,
+    ) -> Result<(OpenGuard, WaitingGuard), String> {
+        if self.open.fetch_add(1, Ordering::Relaxed) >= limits.total {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            return Err(format!("{} connections open", limits.total));
+        }
+        let open = OpenGuard(self.clone());
+        let mut waiting = self.waiting.lock().expect("rtmp gate");
+        let n = waiting.entry(ip).or_default();
+        if *n >= limits.waiting_per_ip {
+            return Err(format!(
+                "{} connections from this address are not publishing",
+                limits.waiting_per_ip
+            ));
+        }
+        *n += 1;
+        Ok((open, WaitingGuard(self.clone(), ip)))
+    }
+}
+
+pub async fn serve(listener: TcpListener, engine: Arc<Engine>, limits: Limits) {
+    let gate = Arc::new(Gate::default());
     loop {
         match listener.accept().await {
-            Ok((socket, peer)) => {
-                tokio::spawn(connection(socket, peer, engine.clone()));
-            }
+            Ok((socket, peer)) => match gate.admit(peer.ip(), limits) {
+                Ok(places) => {
+                    tokio::spawn(connection(socket, peer, engine.clone(), places));
+                }
+                // Dropping the socket closes it; the peer learns nothing more.
+                Err(why) => tracing::warn!(%peer, reason = %why, "rtmp: connection refused"),
+            },
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!(error = %e, "rtmp: accept failed");
@@ -42,21 +126,41 @@ struct Outcome {
     refusal: Option<String>,
 }
 
-async fn connection(socket: TcpStream, peer: SocketAddr, engine: Arc<Engine>) {
+async fn connection(
+    socket: TcpStream,
+    peer: SocketAddr,
+    engine: Arc<Engine>,
+    (_open, waiting): (OpenGuard, WaitingGuard),
+) {
     let _ = socket.set_nodelay(true);
     let mut io = TimeoutStream::new(socket);
     io.set_read_timeout(Some(READ_TIMEOUT));
     io.set_write_timeout(Some(WRITE_TIMEOUT));
     let outcome = Arc::new(Mutex::new(Outcome::default()));
+    let (published_tx, published_rx) = tokio::sync::oneshot::channel();
     let handler = Handler {
         engine: engine.clone(),
         peer,
         demux: FlvDemuxer::default(),
         live: None,
         outcome: outcome.clone(),
+        waiting: Some((waiting, published_tx)),
     };
     // Boxed and pinned, the timeout wrapper is `Unpin`, as scuffle-rtmp asks.
-    let result = ServerSession::new(Box::pin(io), handler).run().await;
+    let run = ServerSession::new(Box::pin(io), handler).run();
+    let deadline = async {
+        if let Ok(Ok(())) = tokio::time::timeout(PUBLISH_DEADLINE, published_rx).await {
+            std::future::pending::<()>().await; // publishing: no deadline
+        }
+    };
+    let result = tokio::select! {
+        biased;
+        r = run => r,
+        () = deadline => {
+            tracing::warn!(%peer, "rtmp: no publish within {} s; connection closed", PUBLISH_DEADLINE.as_secs());
+            return;
+        }
+    };
     let (live, refusal) = {
         let mut o = outcome.lock().expect("rtmp outcome");
         (o.live.take(), o.refusal.take())
@@ -83,6 +187,9 @@ struct Handler {
     demux: FlvDemuxer,
     live: Option<Arc<LiveStream>>,
     outcome: Arc<Mutex<Outcome>>,
+    /// Until the peer publishes: its place among waiting connections, and the signal that
+    /// lifts the publish deadline.
+    waiting: Option<(WaitingGuard, tokio::sync::oneshot::Sender<()>)>,
 }
 
 impl Handler {
@@ -115,6 +222,10 @@ impl Handler {
         tracing::info!(peer = %self.peer, app, stream = %target.stream_id, "rtmp: publishing");
         self.outcome.lock().expect("rtmp outcome").live = Some(live.clone());
         self.live = Some(live);
+        if let Some((place, published)) = self.waiting.take() {
+            drop(place);
+            let _ = published.send(());
+        }
         Ok(())
     }
 
