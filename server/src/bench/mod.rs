@@ -152,7 +152,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
     println!(
         "latency ms (p50/p95): keyframe→thumbnail {}/{}, segment→live playlist {}/{}, \
-         segment→replay playlist {}/{}; clip of {} s ready in {} ms; peak RSS {:.0} MB",
+         segment→replay playlist {}/{}; clip of {} s ready in {} ms (max {}); peak RSS {:.0} MB",
         ms(s.thumbnail_latency_ms.0),
         ms(s.thumbnail_latency_ms.1),
         ms(s.live_segment_latency_ms.0),
@@ -161,6 +161,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         ms(s.replay_segment_latency_ms.1),
         ms(s.clip_seconds),
         ms(s.clip_ready_ms),
+        ms(s.clip_ready_ms_max),
         s.liveproc_peak_rss_mb
     );
     println!(

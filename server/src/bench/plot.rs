@@ -11,9 +11,11 @@ use super::streams::RampCurve;
 /// `run` describes the input and step length for the caption.
 pub fn cpu_vs_streams(path: &Path, curves: &[RampCurve], run: &str) -> anyhow::Result<()> {
     let cores = curves.first().map_or(2, |c| c.cores) as f64;
+    // Steps where the publishers could not even start have no figures and widen nothing.
     let max_n = curves
         .iter()
-        .flat_map(|c| c.points.iter().map(|p| p.streams))
+        .flat_map(|c| c.points.iter().filter(|p| p.liveproc_cores.is_some()))
+        .map(|p| p.streams)
         .max()
         .unwrap_or(10) as f64;
     // A pipeline that fell behind needed more than the machine has: its demand shows above.
@@ -40,6 +42,7 @@ pub fn cpu_vs_streams(path: &Path, curves: &[RampCurve], run: &str) -> anyhow::R
     chart
         .configure_mesh()
         .x_desc("streams")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc("CPU needed (cores; CPU seconds / run seconds)")
         .draw()
         .map_err(|e| anyhow!("plot: {e}"))?;
