@@ -17,6 +17,19 @@ fn entries<'a>(s: &'a Value, list: &str, kind: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// A running server with one stream that makes a thumbnail every `interval` seconds.
+async fn with_thumbnails(interval: u32) -> (Running, String, String) {
+    let r = Running::start().await;
+    let (id, name) = create(&r).await;
+    set_processing(
+        &r,
+        &id,
+        json!({"thumbnail": {"enabled": true, "interval": interval}}),
+    )
+    .await;
+    (r, id, name)
+}
+
 fn probe_first_stream(media: &[u8], count: bool) -> Value {
     let mut args = vec![
         "-show_entries",
@@ -164,14 +177,7 @@ async fn thumbnails_and_motion_clips_of_a_26_s_publish() {
 
 #[tokio::test]
 async fn a_stream_that_starts_black_gets_a_real_picture_soon() {
-    let r = Running::start().await;
-    let (id, name) = create(&r).await;
-    set_processing(
-        &r,
-        &id,
-        json!({"thumbnail": {"enabled": true, "interval": 60}}),
-    )
-    .await;
+    let (r, id, name) = with_thumbnails(60).await;
     // Four seconds of black, then the test picture.
     let p = Publish {
         seconds: 9,
@@ -205,14 +211,7 @@ async fn a_stream_that_starts_black_gets_a_real_picture_soon() {
 
 #[tokio::test]
 async fn decodes_720p_and_1080p() {
-    let r = Running::start().await;
-    let (id, name) = create(&r).await;
-    set_processing(
-        &r,
-        &id,
-        json!({"thumbnail": {"enabled": true, "interval": 10}}),
-    )
-    .await;
+    let (r, id, name) = with_thumbnails(10).await;
     for (size, w, h) in [("1280x720", 1280, 720), ("1920x1080", 1920, 1080)] {
         let p = Publish {
             size,
@@ -269,14 +268,7 @@ fn files_below(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
 
 #[tokio::test]
 async fn check_finds_and_fixes_what_disk_and_database_disagree_on() {
-    let r = Running::start().await;
-    let (id, name) = create(&r).await;
-    set_processing(
-        &r,
-        &id,
-        json!({"thumbnail": {"enabled": true, "interval": 10}}),
-    )
-    .await;
+    let (r, id, name) = with_thumbnails(10).await;
     publish_all(&r, "live", &name, 4).await;
     let s = until(&r, &id, "a thumbnail", |s| {
         s["state"] == "idle" && !entries(s, "thumbnails", "image").is_empty()
