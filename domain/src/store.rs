@@ -1111,8 +1111,8 @@ impl Store {
         )
     }
 
-    /// Every file the database knows of, for the consistency check: asset rows
-    /// (`asset`, id, kind, path, status) and clip rows (`clip`, id, "clip", path, poster).
+    /// Every file the database knows of, for the consistency check: asset rows and clip rows
+    /// (kind "clip", with their poster).
     pub async fn known_files(&self) -> Result<Vec<KnownFile>, ApiError> {
         let assets: Vec<(String, String, String, String)> =
             sqlx::query_as("SELECT id, kind, path, status FROM assets")
@@ -1125,7 +1125,6 @@ impl Store {
         Ok(assets
             .into_iter()
             .map(|(id, kind, path, status)| KnownFile {
-                clip: false,
                 id,
                 kind,
                 path,
@@ -1133,7 +1132,6 @@ impl Store {
                 poster: None,
             })
             .chain(clips.into_iter().map(|(id, path, poster)| KnownFile {
-                clip: true,
                 id,
                 kind: "clip".into(),
                 path,
@@ -1617,8 +1615,6 @@ const INGEST_SELECT: &str = "SELECT s.id AS stream_id, s.organisation_id, s.prof
 /// A file the database refers to (see [`Store::known_files`]).
 #[derive(Debug, Clone)]
 pub struct KnownFile {
-    /// A clip row rather than an asset row.
-    pub clip: bool,
     pub id: String,
     /// recording, thumbnail, motionclip, replay or clip.
     pub kind: String,

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use domain::store::{KnownFile, Store};
+use domain::store::{sibling, KnownFile, Store};
 
 #[derive(Debug, Default)]
 pub struct Report {
@@ -34,18 +34,12 @@ impl Report {
 fn owned(file: &KnownFile) -> Vec<String> {
     let mut paths = vec![file.path.clone()];
     match file.kind.as_str() {
-        "thumbnail" => paths.push(companion(&file.path, ".320.jpg")),
-        "motionclip" => paths.push(companion(&file.path, ".mp4")),
+        "thumbnail" => paths.push(sibling(&file.path, ".320.jpg")),
+        "motionclip" => paths.push(sibling(&file.path, ".mp4")),
         _ => {}
     }
     paths.extend(file.poster.clone());
     paths
-}
-
-/// `a/b/3.jpg` + `.320.jpg` → `a/b/3.320.jpg`.
-fn companion(path: &str, ext: &str) -> String {
-    let stem = path.rsplit_once('.').map_or(path, |(s, _)| s);
-    format!("{stem}{ext}")
 }
 
 /// Relative paths of all files below `dir`.
@@ -164,7 +158,6 @@ mod tests {
     #[test]
     fn companions_of_pictures_and_clips() {
         let f = |kind: &str, path: &str, poster: Option<&str>| KnownFile {
-            clip: kind == "clip",
             id: "x".into(),
             kind: kind.into(),
             path: path.into(),

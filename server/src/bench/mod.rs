@@ -81,37 +81,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             bail!("unknown process {p:?}: use thumbnail, motionclip, recording, replay");
         }
     }
-    if let (Some(json), Some(plot)) = (&args.replot, &args.plot) {
-        let curves: Vec<streams::RampCurve> = serde_json::from_slice(&std::fs::read(json)?)?;
-        plot::cpu_vs_streams(
-            plot,
-            &curves,
-            &format!("{}30, {} s steps", args.input, args.seconds),
-        )?;
-        return Ok(());
-    }
-    if args.ramp {
-        let mut with_clips = args.processes.clone();
-        if !with_clips.iter().any(|p| p == "motionclip") {
-            with_clips.push("motionclip".into());
-        }
-        let mut sets = vec![args.processes.clone()];
-        if with_clips != args.processes {
-            sets.push(with_clips);
-        }
-        let mut curves = Vec::new();
-        for processes in sets {
-            let curve = streams::ramp(&args, &processes).await?;
-            println!(
-                "ramp: processes={} largest streams held={}",
-                processes.join(","),
-                curve.held
-            );
-            curves.push(curve);
-        }
-        if let Some(path) = &args.json {
-            std::fs::write(path, serde_json::to_vec_pretty(&curves)?)?;
-        }
+    if args.ramp || args.replot.is_some() {
+        let curves = match &args.replot {
+            Some(json) => serde_json::from_slice(&std::fs::read(json)?)?,
+            None => ramp(&args).await?,
+        };
         if let Some(path) = &args.plot {
             plot::cpu_vs_streams(
                 path,
@@ -169,6 +143,33 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         s.streams, s.seconds, s.liveproc_cpu_s, s.ffmpeg_cpu_s, s.ratio
     );
     Ok(())
+}
+
+/// The ramp over the given processes, then again with motion clips added; `--json` gets the
+/// curves.
+async fn ramp(args: &BenchArgs) -> anyhow::Result<Vec<streams::RampCurve>> {
+    let mut with_clips = args.processes.clone();
+    if !with_clips.iter().any(|p| p == "motionclip") {
+        with_clips.push("motionclip".into());
+    }
+    let mut sets = vec![args.processes.clone()];
+    if with_clips != args.processes {
+        sets.push(with_clips);
+    }
+    let mut curves = Vec::new();
+    for processes in sets {
+        let curve = streams::ramp(args, &processes).await?;
+        println!(
+            "ramp: processes={} largest streams held={}",
+            processes.join(","),
+            curve.held
+        );
+        curves.push(curve);
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&curves)?)?;
+    }
+    Ok(curves)
 }
 
 /// CPU seconds (user + system) ffmpeg reports for one run with `args` (its `-benchmark` line).

@@ -307,8 +307,9 @@ pub async fn ramp(args: &BenchArgs, processes: &[String]) -> anyhow::Result<Ramp
                 processes.join(",")
             ),
         }
-        // The baseline at the same count, until the step where it no longer keeps up.
-        if !ffmpeg_done {
+        // The baseline at the same count, until the step where it no longer keeps up; bisecting
+        // steps lie between counts it has measured already.
+        if !ffmpeg_done && failed.is_none() {
             let (cpu, kept_up) = ffmpeg_pipeline(args, n, processes)?;
             let share = cpu / (seconds * cores as f64);
             let held = kept_up && share <= 0.9;
@@ -340,10 +341,6 @@ pub async fn ramp(args: &BenchArgs, processes: &[String]) -> anyhow::Result<Ramp
                 (curve.held + gap / 2) / 10 * 10
             }
         };
-        if !ffmpeg_done && failed.is_some() {
-            // Between two counts the baseline has measured already: nothing new to learn.
-            ffmpeg_done = true;
-        }
     }
     curve.points.sort_by_key(|p| p.streams);
     Ok(curve)

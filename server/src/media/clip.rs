@@ -649,15 +649,21 @@ fn trak(o: &mut Vec<u8>, k: &Kept, chunk_offsets: &[(u64, usize)], duration_ms: 
     });
 }
 
-fn sample_tables(o: &mut Vec<u8>, samples: &[Sample], chunk_offsets: &[(u64, usize)], video: bool) {
-    // stts: runs of equal durations.
-    let mut runs: Vec<(u32, u32)> = Vec::new();
-    for s in samples {
+/// (count, value) runs of equal consecutive values, as `stts` and `ctts` store them.
+fn run_lengths<T: PartialEq>(values: impl Iterator<Item = T>) -> Vec<(u32, T)> {
+    let mut runs: Vec<(u32, T)> = Vec::new();
+    for v in values {
         match runs.last_mut() {
-            Some((n, d)) if *d == s.duration => *n += 1,
-            _ => runs.push((1, s.duration)),
+            Some((n, last)) if *last == v => *n += 1,
+            _ => runs.push((1, v)),
         }
     }
+    runs
+}
+
+fn sample_tables(o: &mut Vec<u8>, samples: &[Sample], chunk_offsets: &[(u64, usize)], video: bool) {
+    // stts: runs of equal durations.
+    let runs = run_lengths(samples.iter().map(|s| s.duration));
     full(o, b"stts", 0, 0, |o| {
         u32b(o, runs.len() as u32);
         for (n, d) in &runs {
@@ -667,13 +673,7 @@ fn sample_tables(o: &mut Vec<u8>, samples: &[Sample], chunk_offsets: &[(u64, usi
     });
     // ctts (signed, version 1) only when frames are reordered.
     if samples.iter().any(|s| s.cto != 0) {
-        let mut runs: Vec<(u32, i32)> = Vec::new();
-        for s in samples {
-            match runs.last_mut() {
-                Some((n, c)) if *c == s.cto => *n += 1,
-                _ => runs.push((1, s.cto)),
-            }
-        }
+        let runs = run_lengths(samples.iter().map(|s| s.cto));
         full(o, b"ctts", 1, 0, |o| {
             u32b(o, runs.len() as u32);
             for (n, c) in &runs {

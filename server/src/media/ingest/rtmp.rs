@@ -26,7 +26,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// publish take milliseconds for a real encoder; an idle or half-open socket is closed.
 const PUBLISH_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Bounds on RTMP connections, so idle or hostile peers cannot use up the server.
+/// Bounds on RTMP connections, so idle or hostile peers cannot use up the server (defaults in
+/// `config.rs`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Open connections in total.
@@ -34,15 +35,6 @@ pub struct Limits {
     /// Connections per IP address that are not publishing (yet). Publishing ones are bounded
     /// by the streams themselves: one publisher per stream.
     pub waiting_per_ip: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            total: 4096,
-            waiting_per_ip: 16,
-        }
-    }
 }
 
 /// Counts open and not-yet-publishing connections; the guards give their place back on drop.
