@@ -13,11 +13,18 @@ use crate::auth::ssr::{principal, services};
 pub async fn login(api_key: String, next: Option<String>) -> Result<(), ApiError> {
     use crate::auth::{safe_next, SESSION_COOKIE};
     let s = services()?;
-    let token = s
-        .store
-        .sign_in(api_key.trim())
-        .await?
-        .ok_or_else(|| ApiError::new(401, "unauthorized", "that API key is not valid"))?;
+    let ip = leptos_axum::extract::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .await
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip());
+    s.auth_failures.check(ip)?;
+    let Some(token) = s.store.sign_in(api_key.trim()).await? else {
+        s.auth_failures.failed(ip);
+        return Err(ApiError::new(
+            401,
+            "unauthorized",
+            "that API key is not valid",
+        ));
+    };
     let secure = if s.urls.public.starts_with("https://") {
         "; Secure"
     } else {

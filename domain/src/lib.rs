@@ -9,6 +9,8 @@ pub mod settings;
 pub mod view;
 
 #[cfg(feature = "db")]
+pub mod auth_failures;
+#[cfg(feature = "db")]
 pub mod store;
 
 pub use error::ApiError;

@@ -1735,4 +1735,6 @@ mod tests {
 pub struct Services {
     pub store: Store,
     pub urls: Urls,
+    /// Wrong API keys per client address (REST API and dashboard sign-in).
+    pub auth_failures: std::sync::Arc<crate::auth_failures::AuthFailures>,
 }

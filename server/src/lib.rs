@@ -1,14 +1,21 @@
 //! liveproc's server: configuration, the HTTP site and (later) the media engine.
 
+pub mod alloc;
 pub mod bench;
 pub mod check;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod media;
 pub mod metrics;
 pub mod retention;
 
 use std::sync::Arc;
+
+/// In the library so the server, its tests and the fuzz targets all run on it.
+#[global_allocator]
+static ALLOCATOR: alloc::LazyLarge = alloc::LazyLarge;
 
 use anyhow::Context;
 use domain::store::{Services, Store, Urls};
@@ -62,6 +69,7 @@ pub async fn prepare(cfg: &Config) -> anyhow::Result<AppState> {
                 public: cfg.public_url(),
                 rtmp: cfg.rtmp_url(),
             },
+            auth_failures: Default::default(),
         },
         metrics: Arc::new(metrics::Metrics::default()),
         engine,
@@ -228,7 +236,10 @@ impl Server {
         ));
         let rtsp = tokio::spawn(engine.rtsp.clone().run(engine.clone()));
         let retention = tokio::spawn(retention::run(store.clone(), engine.assets.clone()));
-        axum::serve(self.http_listener, http::router(self.state))
+        // The peer's address reaches handlers (as `ConnectInfo`) for the auth failure limit.
+        let site =
+            http::router(self.state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(self.http_listener, site)
             .with_graceful_shutdown(shutdown)
             .await?;
         rtmp.abort();

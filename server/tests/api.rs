@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 on_both_backends!(
     auth_is_required,
+    auth_failures_are_limited_per_address,
     create_answers_the_contract_shape,
     profiles_and_per_profile_settings,
     every_range_is_enforced,
@@ -45,6 +46,38 @@ async fn auth_is_required(b: Backend) {
         .body(axum::body::Body::empty())
         .unwrap();
     assert_eq!(app.send(req).await.status, 200);
+}
+
+/// Guessing keys: after 20 wrong keys in a minute, an address gets 429 (even for a right key)
+/// while other addresses go on.
+async fn auth_failures_are_limited_per_address(b: Backend) {
+    let app = TestApp::new(b).await;
+    let from = |ip: &str, key: &str| {
+        let mut req = axum::http::Request::get("/api/v1/streams")
+            .header("X-API-Key", key)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let addr: std::net::SocketAddr = format!("{ip}:40000").parse().unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(addr));
+        req
+    };
+    for i in 0..20 {
+        let a = app.send(from("10.0.0.1", &format!("guess-{i}"))).await;
+        a.error(401, "unauthorized");
+    }
+    let a = app.send(from("10.0.0.1", "guess-20")).await;
+    a.error(429, "too_many_auth_failures");
+    assert_eq!(a.headers["retry-after"], "60");
+    app.send(from("10.0.0.1", OP))
+        .await
+        .error(429, "too_many_auth_failures");
+    assert_eq!(app.send(from("10.0.0.2", OP)).await.status, 200);
+    let metrics = app.get("/metrics", OP).await.text;
+    assert!(
+        metrics.contains("liveproc_auth_failures_total 20"),
+        "refused requests are not failures: {metrics}"
+    );
 }
 
 async fn create_answers_the_contract_shape(b: Backend) {

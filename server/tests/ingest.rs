@@ -183,14 +183,79 @@ async fn rtmp_handshake(s: &mut tokio::net::TcpStream) {
     s.write_all(&s0s1s2[1..1537]).await.unwrap();
 }
 
-/// Whether the server closed `s` within `wait` (a read sees the end of the stream).
+/// Whether the server closed `s` within `wait` (reads, skipping what it sends, reach the end).
 async fn closed_within(s: &mut tokio::net::TcpStream, wait: Duration) -> bool {
     use tokio::io::AsyncReadExt;
-    let mut buf = [0u8; 64];
-    matches!(
-        tokio::time::timeout(wait, s.read(&mut buf)).await,
-        Ok(Ok(0)) | Ok(Err(_))
-    )
+    let mut buf = [0u8; 4096];
+    let drained = async {
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(wait, drained).await.is_ok()
+}
+
+/// Messages our fuzz test found harmful, each on its own connection: a handshake half-closed
+/// by the peer (spun a loop until the publish deadline), an AMF0 strict array that declares
+/// 4 billion elements (asked the allocator for 100+ GB: the process aborted) and a chunk longer
+/// than its message. Each connection ends at once; the server and a real publisher go on.
+#[tokio::test]
+async fn hostile_rtmp_messages_end_only_their_connection() {
+    let r = Running::start().await;
+    let (id, name) = create(&r).await;
+    let mut half_closed = tokio::net::TcpStream::connect(r.rtmp).await.unwrap();
+    half_closed.write_all(&[3u8; 10]).await.unwrap();
+    half_closed.shutdown().await.unwrap();
+    assert!(
+        closed_within(&mut half_closed, Duration::from_secs(2)).await,
+        "a half-closed handshake is closed at once, not at the publish deadline"
+    );
+
+    // chunk basic header (fmt 0, csid 3), timestamp, length, type 20 (AMF0 command), stream 0.
+    let message = |payload: &[u8], declared_len: usize| {
+        let mut m = vec![0x03, 0, 0, 0];
+        m.extend_from_slice(&(declared_len as u32).to_be_bytes()[1..]);
+        m.push(20);
+        m.extend_from_slice(&[0, 0, 0, 0]);
+        m.extend_from_slice(payload);
+        m
+    };
+    // A command scuffle-rtmp does not know, whose arguments it decodes as they come.
+    let mut command = vec![0x02, 0, 3];
+    command.extend_from_slice(b"foo");
+    command.push(0x00);
+    command.extend_from_slice(&1f64.to_be_bytes());
+    let mut huge_array = command.clone();
+    huge_array.extend_from_slice(&[0x0A, 0xFF, 0xFF, 0xFF, 0xF0]);
+    let mut too_long = message(&command[..8], 4);
+    too_long.extend_from_slice(&[0xC3; 200]);
+    for (what, bytes) in [
+        (
+            "strict array of 4 billion",
+            message(&huge_array, huge_array.len()),
+        ),
+        ("chunk longer than its message", too_long),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(r.rtmp).await.unwrap();
+        rtmp_handshake(&mut s).await;
+        let _ = s.write_all(&bytes).await;
+        assert!(
+            closed_within(&mut s, Duration::from_secs(12)).await,
+            "{what}: the connection ends"
+        );
+        let (health, _) = get(&r, "/healthz").await;
+        assert_eq!(health, 200, "{what}: the server goes on");
+    }
+
+    let child = ffmpeg(r.rtmp, "live", &name, &SMALL);
+    until(&r, &id, "live after hostile peers", |s| {
+        s["state"] == "live"
+    })
+    .await;
+    assert!(wait_exit(child, Duration::from_secs(20)).await.success());
+    r.stop().await;
 }
 
 #[tokio::test]

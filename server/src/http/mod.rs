@@ -79,7 +79,14 @@ impl IntoResponse for Error {
                 field: e.field,
             },
         };
-        (status, Json(body)).into_response()
+        let mut res = (status, Json(body)).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            res.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("60"),
+            );
+        }
+        res
     }
 }
 
@@ -94,16 +101,33 @@ impl FromRequestParts<AppState> for Auth {
             .iter()
             .find_map(|h| parts.headers.get(*h))
             .and_then(|v| v.to_str().ok())
-            .filter(|k| !k.is_empty() && k.len() <= 256)
+            .filter(|k| !k.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
-        match state.services.store.authenticate(key).await? {
+        let ip = client_ip(parts);
+        let failures = &state.services.auth_failures;
+        failures.check(ip)?;
+        // Keys are looked up by their SHA-256, so lookup time says nothing about the key.
+        let found = match key.len() <= 256 {
+            true => state.services.store.authenticate(key).await?,
+            false => None,
+        };
+        match found {
             Some(p) => Ok(Auth(p)),
             None => {
                 state.metrics.auth_failure();
+                failures.failed(ip);
                 Err(ApiError::unauthorized().into())
             }
         }
     }
+}
+
+/// The peer's address; requests without one (tests that call the router directly) share one.
+pub fn client_ip(parts: &Parts) -> std::net::IpAddr {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip())
 }
 
 /// A JSON body whose problems answer as API errors. An empty body is `{}`, because every field of

@@ -89,7 +89,7 @@ fn listed(dir: &Path, started_at_ms: i64) -> Result<Vec<ListedSegment>, ClipErro
 }
 
 /// A track of the init segment: the boxes a progressive file copies, and its clock.
-struct InitTrack {
+pub(crate) struct InitTrack {
     id: u32,
     timescale: u32,
     video: bool,
@@ -108,7 +108,7 @@ fn whole(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
     o
 }
 
-fn init_tracks(data: &[u8]) -> Result<Vec<InitTrack>, ClipError> {
+pub(crate) fn init_tracks(data: &[u8]) -> Result<Vec<InitTrack>, ClipError> {
     let bad = || io("replay init segment", "not an fMP4 init segment");
     let (_, moov) = children(data).find(|(k, _)| k == b"moov").ok_or_else(bad)?;
     let mut tracks = Vec::new();
@@ -152,7 +152,7 @@ fn init_tracks(data: &[u8]) -> Result<Vec<InitTrack>, ClipError> {
 
 /// One sample of a replay segment: where its bytes are and its timing.
 #[derive(Debug, Clone, Copy)]
-struct Sample {
+pub(crate) struct Sample {
     /// Index into the clip's source segments.
     segment: usize,
     offset: u64,
@@ -170,7 +170,7 @@ impl Sample {
 }
 
 /// The samples of one fMP4 segment, per track id.
-fn segment_samples(
+pub(crate) fn segment_samples(
     data: &[u8],
     segment: usize,
     out: &mut std::collections::HashMap<u32, Vec<Sample>>,
@@ -222,14 +222,21 @@ fn segment_samples(
                     }
                     b"trun" => {
                         let id = id.ok_or_else(|| bad("trun before tfhd"))?;
-                        let version = b[0];
                         let flags = be32(b, 0).ok_or_else(|| bad("trun"))? & 0xFF_FFFF;
+                        let version = b[0];
                         let count = be32(b, 4).ok_or_else(|| bad("trun"))? as usize;
+                        // Every sample holds at least a byte of the file: a larger count is
+                        // damage, and would make the loop below run for billions of samples.
+                        if count > data.len() {
+                            return Err(bad("trun sample count"));
+                        }
                         let mut p = 8;
                         let mut offset = base;
                         if flags & 0x1 != 0 {
                             let d = be32(b, p).ok_or_else(|| bad("trun"))? as i32;
-                            offset = (base as i64 + i64::from(d)) as u64;
+                            offset = base
+                                .checked_add_signed(i64::from(d))
+                                .ok_or_else(|| bad("trun data offset"))?;
                             p += 4;
                         }
                         let mut first_flags = None;
@@ -268,8 +275,12 @@ fn segment_samples(
                                 duration,
                                 keyframe: sflags & 0x0001_0000 == 0,
                             });
-                            offset += u64::from(size);
-                            dts += i64::from(duration);
+                            offset = offset
+                                .checked_add(u64::from(size))
+                                .ok_or_else(|| bad("trun sample size"))?;
+                            dts = dts
+                                .checked_add(i64::from(duration))
+                                .ok_or_else(|| bad("trun sample duration"))?;
                         }
                     }
                     _ => {}
@@ -340,8 +351,15 @@ fn first_frame(dir: &Path, chosen: &[&ListedSegment], k: &Kept) -> Option<FirstF
     })
 }
 
+impl InitTrack {
+    /// The track's avcC record, when it is H.264 video.
+    pub(crate) fn avcc(&self) -> Option<&[u8]> {
+        avcc_of(&self.stsd)
+    }
+}
+
 /// The avcC record inside an `stsd` box holding one `avc1` entry.
-fn avcc_of(stsd: &[u8]) -> Option<&[u8]> {
+pub(crate) fn avcc_of(stsd: &[u8]) -> Option<&[u8]> {
     // stsd: header 8, version/flags 4, entry count 4; avc1: header 8, 78 bytes of fields.
     let avc1 = stsd.get(16..)?;
     if avc1.get(4..8)? != b"avc1" {

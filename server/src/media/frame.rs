@@ -55,18 +55,15 @@ impl VideoParams {
             .ok_or("AVCDecoderConfigurationRecord without SPS")?;
         let parsed = Sps::parse_with_emulation_prevention(std::io::Cursor::new(&sps[..]))
             .map_err(|_| "H.264 SPS")?;
-        let (width, height) = (parsed.width(), parsed.height());
-        if width == 0 || height == 0 || width > 8192 || height > 8192 {
-            return Err("H.264 SPS dimensions");
-        }
+        let (width, height) = dimensions(&parsed).ok_or("H.264 SPS dimensions")?;
         Ok(VideoParams {
             avcc,
             sps,
             profile_idc: record.profile_indication,
             constraints: record.profile_compatibility,
             level_idc: record.level_indication,
-            width: width as u32,
-            height: height as u32,
+            width,
+            height,
         })
     }
 
@@ -91,6 +88,35 @@ impl VideoParams {
             self.profile_idc, self.constraints, self.level_idc
         )
     }
+}
+
+/// Width and height from an SPS, as `Sps::width`/`height` compute them but checked: that
+/// arithmetic overflows on hostile values (crops larger than the picture, found by our fuzz
+/// test), and pictures beyond 8192 pixels a side are refused.
+fn dimensions(sps: &scuffle_h264::Sps) -> Option<(u32, u32)> {
+    let rows = 2 - u64::from(sps.mb_adaptive_frame_field_flag.is_none());
+    let width = sps
+        .pic_width_in_mbs_minus1
+        .checked_add(1)?
+        .checked_mul(16)?;
+    let height = sps
+        .pic_height_in_map_units_minus1
+        .checked_add(1)?
+        .checked_mul(16 * rows)?;
+    let (mut crop_x, mut crop_y) = (0u64, 0u64);
+    if let Some(c) = &sps.frame_crop_info {
+        crop_x = c
+            .frame_crop_left_offset
+            .checked_add(c.frame_crop_right_offset)?
+            .checked_mul(2)?;
+        crop_y = c
+            .frame_crop_top_offset
+            .checked_add(c.frame_crop_bottom_offset)?
+            .checked_mul(2)?;
+    }
+    let (width, height) = (width.checked_sub(crop_x)?, height.checked_sub(crop_y)?);
+    let fits = |v: u64| (1..=8192).contains(&v);
+    (fits(width) && fits(height)).then_some((width as u32, height as u32))
 }
 
 /// AAC parameters, from the AudioSpecificConfig (FLV's own header always claims 44.1 kHz).

@@ -71,19 +71,7 @@ impl H264 {
         if frame.keyframe {
             annexb.extend_from_slice(&self.parameter_sets);
         }
-        let mut rest = &frame.data[..];
-        while rest.len() >= self.length_size {
-            let n = rest[..self.length_size]
-                .iter()
-                .fold(0usize, |a, b| (a << 8) | usize::from(*b));
-            rest = &rest[self.length_size..];
-            if n == 0 || n > rest.len() {
-                return Err("malformed NAL unit length".into());
-            }
-            annexb.extend_from_slice(&START);
-            annexb.extend_from_slice(&rest[..n]);
-            rest = &rest[n..];
-        }
+        to_annexb(&frame.data, self.length_size, &mut annexb)?;
         // No flush per call: with B-frames the decoder holds pictures back to reorder them, and
         // flushing early breaks that; `flush` at the end of a run hands out the rest.
         let options = DecodeOptions::new().flush_after_decode(Flush::NoFlush);
@@ -178,8 +166,27 @@ fn to_rgb(yuv: &DecodedYUV) -> Rgb {
     }
 }
 
+/// Appends the length-prefixed NAL units of `avcc` to `out` with start codes. A zero or
+/// overlong length is an error: the bytes come from the publisher.
+pub(crate) fn to_annexb(avcc: &[u8], length_size: usize, out: &mut Vec<u8>) -> Result<(), String> {
+    let mut rest = avcc;
+    while rest.len() >= length_size {
+        let n = rest[..length_size]
+            .iter()
+            .fold(0usize, |a, b| (a << 8) | usize::from(*b));
+        rest = &rest[length_size..];
+        if n == 0 || n > rest.len() {
+            return Err("malformed NAL unit length".into());
+        }
+        out.extend_from_slice(&START);
+        out.extend_from_slice(&rest[..n]);
+        rest = &rest[n..];
+    }
+    Ok(())
+}
+
 /// SPS and PPS of an AVCDecoderConfigurationRecord as Annex-B, and its NAL length size.
-fn parameter_sets(avcc: &[u8]) -> Result<(Vec<u8>, usize), String> {
+pub(crate) fn parameter_sets(avcc: &[u8]) -> Result<(Vec<u8>, usize), String> {
     let bad = || "malformed AVCDecoderConfigurationRecord".to_string();
     let length_size = usize::from(*avcc.get(4).ok_or_else(bad)? & 0x3) + 1;
     let mut out = Vec::new();

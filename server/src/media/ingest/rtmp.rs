@@ -139,7 +139,7 @@ async fn connection(
         waiting: Some((waiting, published_tx)),
     };
     // Boxed and pinned, the timeout wrapper is `Unpin`, as scuffle-rtmp asks.
-    let run = ServerSession::new(Box::pin(io), handler).run();
+    let run = ServerSession::new(EofIsError(Box::pin(io)), handler).run();
     let deadline = async {
         if let Ok(Ok(())) = tokio::time::timeout(PUBLISH_DEADLINE, published_rx).await {
             std::future::pending::<()>().await; // publishing: no deadline
@@ -170,6 +170,54 @@ async fn connection(
     };
     if let Some(live) = live {
         engine.stop(&live, &reason).await;
+    }
+}
+
+/// Turns a read of zero bytes (the peer shut down its side) into an `UnexpectedEof` error.
+///
+/// scuffle-rtmp's handshake reads until it has 1537 bytes and does not check for end of stream:
+/// a peer that sends a few bytes and half-closes its socket would spin that loop (found by
+/// writing the fuzz harness). After the handshake, scuffle-rtmp counts `UnexpectedEof` as the client closing.
+pub struct EofIsError<S>(pub S);
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for EofIsError<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let before = buf.filled().len();
+        match std::pin::Pin::new(&mut self.0).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => {
+                Poll::Ready(Err(std::io::ErrorKind::UnexpectedEof.into()))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for EofIsError<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 

@@ -1,0 +1,255 @@
+//! Entry points that feed arbitrary bytes to every parser of untrusted input: the RTMP session
+//! (scuffle-rtmp's handshake, chunks and AMF0, then our FLV demuxer), FLV tag bodies, H.264
+//! parameter sets and access units (into OpenH264), and the fMP4 readers that crash recovery and
+//! clip cutting run on files a crash may have cut short. `fuzz/` wraps each for cargo-fuzz; the
+//! test below replays the seeds and mutations of them on every CI run.
+//!
+//! Each function must return for any input; a panic, hang or abort is a finding.
+
+use bytes::Bytes;
+
+use crate::media::frame::{Event, Track, VideoParams};
+use crate::media::ingest::flv::FlvDemuxer;
+
+/// A parser's entry point: takes any bytes, must return.
+pub type Target = fn(&[u8]);
+
+/// The targets, by name, as `fuzz/fuzz_targets/` and `fuzz/seeds/` name them.
+pub const TARGETS: [(&str, Target); 4] = [
+    ("rtmp_session", rtmp_session),
+    ("flv_tags", flv_tags),
+    ("h264_access_unit", h264_access_unit),
+    ("fmp4_read", fmp4_read),
+];
+
+/// A client's side of an RTMP connection after the handshake: `data` is what it sends once
+/// C0, C1 and C2 are through (the harness sends a valid simple handshake first, so inputs
+/// need not rediscover it). The server's answers are discarded.
+pub fn rtmp_session(data: &[u8]) {
+    use scuffle_rtmp::session::server::ServerSession;
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+    }
+    let mut input = vec![3u8];
+    input.resize(1 + 2 * 1536, 0);
+    input.extend_from_slice(data);
+    let io = crate::media::ingest::rtmp::EofIsError(tokio::io::join(
+        std::io::Cursor::new(input),
+        tokio::io::sink(),
+    ));
+    let handler = DemuxOnly {
+        demux: FlvDemuxer::default(),
+    };
+    RUNTIME.with(|rt| {
+        let _ = rt.block_on(ServerSession::new(io, handler).run());
+    });
+}
+
+/// The server handler without the engine: publishes are accepted and media goes through the
+/// same demuxer and NAL unit checks as a live stream's.
+struct DemuxOnly {
+    demux: FlvDemuxer,
+}
+
+impl scuffle_rtmp::session::server::SessionHandler for DemuxOnly {
+    async fn on_publish(
+        &mut self,
+        _stream_id: u32,
+        _app_name: &str,
+        _stream_name: &str,
+    ) -> Result<(), scuffle_rtmp::session::server::ServerSessionError> {
+        Ok(())
+    }
+
+    async fn on_unpublish(
+        &mut self,
+        _stream_id: u32,
+    ) -> Result<(), scuffle_rtmp::session::server::ServerSessionError> {
+        Ok(())
+    }
+
+    async fn on_data(
+        &mut self,
+        _stream_id: u32,
+        data: scuffle_rtmp::session::server::SessionData,
+    ) -> Result<(), scuffle_rtmp::session::server::ServerSessionError> {
+        use scuffle_rtmp::session::server::SessionData;
+        let event = match data {
+            SessionData::Video { timestamp, data } => self.demux.video(timestamp, data),
+            SessionData::Audio { timestamp, data } => self.demux.audio(timestamp, data),
+            SessionData::Amf0 { .. } => Ok(None),
+        };
+        match event {
+            Ok(Some(event)) => {
+                check_nal_units(&self.demux, &event);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(_) => Err(scuffle_rtmp::session::server::ServerSessionError::PublishBeforeConnect),
+        }
+    }
+}
+
+/// Splits a video frame into NAL units the way the decoders do.
+fn check_nal_units(demux: &FlvDemuxer, event: &Event) {
+    if let (Event::Frame(f), Some(video)) = (event, &demux.video) {
+        if f.track == Track::Video {
+            if let Ok((_, length_size)) = crate::media::picture::parameter_sets(&video.avcc) {
+                let _ = crate::media::picture::to_annexb(&f.data, length_size, &mut Vec::new());
+            }
+        }
+    }
+}
+
+/// FLV tag bodies as RTMP delivers them: records of `[kind][timestamp: u32][length: u16]
+/// [body]`, kind even for video, odd for audio.
+pub fn flv_tags(data: &[u8]) {
+    let mut demux = FlvDemuxer::default();
+    let mut rest = data;
+    while rest.len() >= 7 {
+        let kind = rest[0];
+        let timestamp = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]);
+        let len = usize::from(u16::from_be_bytes([rest[5], rest[6]])).min(rest.len() - 7);
+        let body = Bytes::copy_from_slice(&rest[7..7 + len]);
+        rest = &rest[7 + len..];
+        let event = if kind.is_multiple_of(2) {
+            demux.video(timestamp, body)
+        } else {
+            demux.audio(timestamp, body)
+        };
+        match event {
+            Ok(Some(event)) => check_nal_units(&demux, &event),
+            Ok(None) => {}
+            Err(_) => return, // the session would end here
+        }
+    }
+}
+
+/// An AVCDecoderConfigurationRecord (`[length: u16][record]`) and one keyframe's AVCC data,
+/// decoded by OpenH264 as a thumbnail would be.
+pub fn h264_access_unit(data: &[u8]) {
+    let Some(len) = data
+        .get(..2)
+        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    else {
+        return;
+    };
+    let Some(avcc) = data.get(2..2 + len) else {
+        return;
+    };
+    let Ok(params) = VideoParams::from_avcc(Bytes::copy_from_slice(avcc)) else {
+        return;
+    };
+    let Ok(mut decoder) = crate::media::picture::H264::new(&params) else {
+        return;
+    };
+    let frame = crate::media::frame::Frame {
+        track: Track::Video,
+        dts: 0,
+        pts: 0,
+        keyframe: true,
+        data: Bytes::copy_from_slice(&data[2 + len..]),
+        arrived: std::time::Instant::now(),
+    };
+    let _ = decoder.is_disposable(&frame);
+    let _ = decoder.keyframe(&frame);
+}
+
+/// A fragmented MP4 as the recorder and the replay write it, possibly cut short or damaged:
+/// crash recovery's duration reader, and clip cutting's init and segment readers.
+pub fn fmp4_read(data: &[u8]) {
+    let _ = crate::media::mux::fmp4::duration_seconds(data);
+    let _ = crate::media::mux::fmp4::file_duration_seconds(&mut std::io::Cursor::new(data));
+    if let Ok(tracks) = crate::media::clip::init_tracks(data) {
+        for t in &tracks {
+            let _ = t.avcc().map(crate::media::picture::parameter_sets);
+        }
+    }
+    let mut samples = std::collections::HashMap::new();
+    let _ = crate::media::clip::segment_samples(data, 0, &mut samples);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TARGETS;
+
+    /// A short fuzzing run on every test run: each target gets its committed seeds, then
+    /// mutations of them (bit flips, truncations, splices, random bytes) from a fixed seed, so
+    /// a failure reproduces. `LIVEPROC_FUZZ_RUNS` sets the mutations per target.
+    #[test]
+    fn seeds_and_their_mutations_parse_without_panics() {
+        let runs: usize = std::env::var("LIVEPROC_FUZZ_RUNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5000);
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
+        for (name, target) in TARGETS {
+            let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(root.join(name))
+                .unwrap_or_else(|e| panic!("seeds of {name}: {e}"))
+                .map(|e| std::fs::read(e.expect("seed").path()).expect("seed file"))
+                .collect();
+            assert!(!seeds.is_empty(), "{name} has no seeds");
+            seeds.sort();
+            let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ name.len() as u64);
+            let inputs = seeds
+                .clone()
+                .into_iter()
+                .chain((0..runs).map(|_| rng.mutate(&seeds)));
+            for (i, input) in inputs.enumerate() {
+                // Keep the input that failed, for `cargo fuzz run NAME FILE` and the seeds.
+                if std::panic::catch_unwind(|| target(&input)).is_err() {
+                    let kept = std::env::temp_dir().join(format!("liveproc-fuzz-{name}-{i}"));
+                    std::fs::write(&kept, &input).expect("keep the failing input");
+                    panic!("{name}: input {i} failed; kept in {}", kept.display());
+                }
+            }
+        }
+    }
+
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+
+        fn mutate(&mut self, seeds: &[Vec<u8>]) -> Vec<u8> {
+            let mut data = seeds[self.below(seeds.len())].clone();
+            for _ in 0..1 + self.below(8) {
+                let at = self.below(data.len() + 1);
+                let byte = at.min(data.len().saturating_sub(1));
+                match self.below(6) {
+                    0 if !data.is_empty() => data[byte] ^= 1 << self.below(8),
+                    1 if !data.is_empty() => data[byte] = [0, 0xFF, 0x7F, 0x80][self.below(4)],
+                    2 => data.truncate(at),
+                    3 => {
+                        let other = &seeds[self.below(seeds.len())];
+                        let from = self.below(other.len());
+                        let n = self.below(64).min(other.len() - from.min(other.len()));
+                        data.splice(at..at, other[from..from + n].iter().copied());
+                    }
+                    4 => {
+                        let n = self.below(16);
+                        let bytes: Vec<u8> = (0..n).map(|_| self.next() as u8).collect();
+                        data.splice(at..at, bytes);
+                    }
+                    _ => {
+                        let n = self.below(32).min(data.len() - at);
+                        data.drain(at..at + n);
+                    }
+                }
+            }
+            data
+        }
+    }
+}
