@@ -36,4 +36,7 @@ cargo leptos build --release
 log "end-to-end (Playwright, Chromium)"
 bash scripts/e2e.sh
 
+log "API property run (schemathesis over the OpenAPI document)"
+bash scripts/api-fuzz.sh 90
+
 log "all tests passed in $(( $(date +%s) - started )) s"

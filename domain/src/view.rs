@@ -47,6 +47,9 @@ pub struct LiveStats {
     pub dropped_frames: u64,
     /// Events waiting on the stream's bus for its slowest consumer.
     pub bus_lag: u64,
+    /// Processes that cannot write right now (e.g. the disk is full), by name (`thumbnail`,
+    /// `motionclip`, `recording`, `replay`), with the error. They retry by themselves.
+    pub process_errors: std::collections::BTreeMap<String, String>,
 }
 
 /// One ingest from start to stop, with what ingest learnt about its media.

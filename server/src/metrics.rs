@@ -197,6 +197,18 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{stream=\"{id}\"}} {}", figure(stats));
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP liveproc_stream_process_error A live stream's process that cannot write now (e.g. the disk is full); it retries by itself.\n# TYPE liveproc_stream_process_error gauge"
+        );
+        for (id, stats) in live {
+            for process in stats.process_errors.keys() {
+                let _ = writeln!(
+                    out,
+                    "liveproc_stream_process_error{{stream=\"{id}\",process=\"{process}\"}} 1"
+                );
+            }
+        }
         out
     }
 }

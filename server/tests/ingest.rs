@@ -843,3 +843,139 @@ async fn replay_window_slides_while_live() {
     assert!(text.ends_with("#EXT-X-ENDLIST\n"));
     r.stop().await;
 }
+
+/// A tmpfs mounted over a folder for the length of a test (needs root, as CI runs).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The number of a live playlist's newest segment (`seg-N.m4s`).
+fn newest_segment(playlist: &[u8]) -> u64 {
+    String::from_utf8_lossy(playlist)
+        .lines()
+        .filter_map(|l| l.strip_prefix("seg-")?.strip_suffix(".m4s")?.parse().ok())
+        .max()
+        .expect("a segment")
+}
+
+/// A full disk (DATA/assets on a small tmpfs, filled up while live): recording, replay and
+/// thumbnails stop with their error on the stream and in /metrics, live playout goes on, what
+/// was written stays playable, and all resume by themselves once there is room again.
+#[tokio::test]
+async fn a_full_disk_stops_processes_visibly_and_they_resume() {
+    let r = Running::start().await;
+    let assets = r.app.data().join("assets");
+    std::fs::create_dir_all(&assets).unwrap();
+    let Some(mount) = Tmpfs::mount(&assets, "32m") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to mount a tmpfs (root)"
+        );
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let (id, name) = create(&r).await;
+    set_processing(
+        &r,
+        &id,
+        json!({"thumbnail": {"enabled": true, "interval": 10},
+               "recording": {"enabled": true}, "replay": {"enabled": true}}),
+    )
+    .await;
+    let child = ffmpeg(
+        r.rtmp,
+        "live",
+        &name,
+        &Publish {
+            seconds: 40,
+            ..SMALL
+        },
+    );
+    until(&r, &id, "live", |s| s["state"] == "live").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // Fill the disk to the last byte.
+    let filler = assets.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 256 * 1024];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.write_all(&block[..1]);
+    }
+    let s = until(&r, &id, "recording and replay errors", |s| {
+        let e = &s["live"]["processErrors"];
+        e["recording"].is_string() && e["replay"].is_string()
+    })
+    .await;
+    let errors = &s["live"]["processErrors"];
+    assert!(
+        errors["recording"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("space"),
+        "{errors}"
+    );
+    let metrics = r.app.get("/metrics", OP).await.text;
+    assert!(
+        metrics.contains(&format!(
+            "liveproc_stream_process_error{{stream=\"{id}\",process=\"recording\"}} 1"
+        )),
+        "{metrics}"
+    );
+    // Live playout goes on meanwhile.
+    let playlist = format!("/hls/{id}/index.m3u8");
+    let before = newest_segment(&get(&r, &playlist).await.1);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, body) = get(&r, &playlist).await;
+    assert_eq!(status, 200);
+    assert!(newest_segment(&body) > before, "live segments keep coming");
+
+    // Room again: every process resumes by itself.
+    std::fs::remove_file(&filler).unwrap();
+    until(&r, &id, "processes writing again", |s| {
+        s["live"]["processErrors"] == json!({})
+    })
+    .await;
+    assert!(wait_exit(child, Duration::from_secs(60)).await.success());
+    let s = until(&r, &id, "recordings and replay finished", |s| {
+        s["state"] == "idle"
+            && vods(s).len() >= 2
+            && vods(s).iter().all(|v| v["status"] == "ready")
+            && s["playout"]["replay"][0]["endedAt"].is_string()
+    })
+    .await;
+    // The file from before the disk filled and the one after both play.
+    for v in vods(&s) {
+        let (duration, kinds) = probe_asset(&r, v["url"].as_str().unwrap()).await;
+        assert!(duration >= 2.0, "{v}: {duration} s");
+        assert!(kinds.contains(&"video".to_string()), "{v}: {kinds:?}");
+    }
+    // The replay says where segments are missing, and ends.
+    let replay = fetch_raw(
+        &r,
+        &asset_path(s["playout"]["replay"][0]["hls"].as_str().unwrap()),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&replay);
+    assert!(text.contains("#EXT-X-DISCONTINUITY"), "{text}");
+    assert!(text.contains("#EXT-X-ENDLIST"), "{text}");
+    r.stop().await;
+    drop(mount);
+}

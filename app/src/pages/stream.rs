@@ -110,6 +110,16 @@ fn Overview(
                         <dt>"Bus lag"</dt><dd>{l.bus_lag}</dd>
                         <dt>"Live for"</dt><dd>{format!("{:.0} s", l.uptime_seconds)}</dd>
                     </dl>
+                    {(!l.process_errors.is_empty()).then(|| view! {
+                        <div class="note error" role="alert" data-testid="process-errors">
+                            <p>"Stopped, retrying by themselves (live playout goes on):"</p>
+                            <ul>
+                                {l.process_errors.iter().map(|(process, error)| view! {
+                                    <li><strong>{process_label(process)}</strong>": "{error.clone()}</li>
+                                }).collect_view()}
+                            </ul>
+                        </div>
+                    })}
                 }.into_any(),
                 None => view! { <p class="muted">"Idle: no ingest right now. Push to the RTMP URL above to go live."</p> }.into_any(),
             }}
@@ -367,5 +377,16 @@ fn EditDialog(
                 </div>
             </div>
         </div>
+    }
+}
+
+/// A process's name as the dashboard writes it.
+fn process_label(process: &str) -> &'static str {
+    match process {
+        "thumbnail" => "Thumbnails",
+        "motionclip" => "Motion clips",
+        "recording" => "Recording",
+        "replay" => "Replay",
+        _ => "Process",
     }
 }

@@ -104,6 +104,8 @@ pub(crate) struct Entry {
     pub duration: f64,
     pub wall_ms: i64,
     pub init: u32,
+    /// Segments are missing before this one (a replay write failed): a discontinuity.
+    pub gap: bool,
 }
 
 impl Segment {
@@ -113,6 +115,7 @@ impl Segment {
             duration: self.duration,
             wall_ms: self.wall_ms,
             init: self.init,
+            gap: false,
         }
     }
 }
@@ -147,6 +150,8 @@ pub(crate) fn render_playlist(
             }
             let _ = writeln!(out, "#EXT-X-MAP:URI=\"init-{}.mp4\"", e.init);
             init = Some(e.init);
+        } else if e.gap {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
         }
         let _ = write!(
             out,

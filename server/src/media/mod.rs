@@ -103,11 +103,54 @@ pub struct LiveStream {
     pub stream_id: String,
     pub session_id: String,
     pub settings: Processing,
+    /// Processes that cannot write right now, and why.
+    pub faults: Arc<Faults>,
     /// The consumer tasks; the session's end waits for them (files finalised, playlists ended).
     consumers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     pub bus: Bus,
     pub stats: StreamStats,
     codecs: Mutex<SessionCodecs>,
+}
+
+/// Why a stream's processes are not writing, while they are not (a full disk, an unwritable
+/// folder): shown on the stream (`live.processErrors`) and in `/metrics`. A process records
+/// its error on failure and clears it on its next success; it keeps trying meanwhile, so it
+/// resumes by itself when the cause goes away.
+#[derive(Default)]
+pub struct Faults {
+    stream_id: String,
+    now: Mutex<std::collections::BTreeMap<&'static str, String>>,
+}
+
+impl Faults {
+    pub fn new(stream_id: &str) -> Faults {
+        Faults {
+            stream_id: stream_id.to_string(),
+            now: Mutex::default(),
+        }
+    }
+
+    pub fn set(&self, process: &'static str, error: impl std::fmt::Display) {
+        let error = error.to_string();
+        let mut now = self.now.lock().expect("faults");
+        if now.get(process) != Some(&error) {
+            tracing::error!(stream = %self.stream_id, process, error = %error, "process stopped; retrying");
+        }
+        now.insert(process, error);
+    }
+
+    pub fn clear(&self, process: &'static str) {
+        if self.now.lock().expect("faults").remove(process).is_some() {
+            tracing::info!(stream = %self.stream_id, process, "process writing again");
+        }
+    }
+
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, String> {
+        let now = self.now.lock().expect("faults");
+        now.iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
 }
 
 impl LiveStream {
@@ -207,6 +250,7 @@ impl Engine {
             stream_id: target.stream_id.clone(),
             session_id,
             settings,
+            faults: Arc::new(Faults::new(&target.stream_id)),
             consumers: Mutex::default(),
             bus: Bus::default(),
             stats: StreamStats::default(),
@@ -220,12 +264,13 @@ impl Engine {
                 &stream.stream_id,
                 &stream.session_id,
                 settings.replay.duration,
+                stream.faults.clone(),
             )
             .await
             {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    tracing::error!(error = %e, "replay: not started");
+                    stream.faults.set("replay", format!("not started: {e}"));
                     None
                 }
             }
@@ -244,6 +289,7 @@ impl Engine {
                 session_id: stream.session_id.clone(),
                 split: settings.recording.duration,
                 assets: self.assets.clone(),
+                faults: stream.faults.clone(),
             };
             consumers.push(tokio::spawn(recording::run(
                 stream.bus.subscribe(),
@@ -259,6 +305,7 @@ impl Engine {
                     stream_id: stream.stream_id.clone(),
                     session_id: stream.session_id.clone(),
                     interval: settings.thumbnail.interval,
+                    faults: stream.faults.clone(),
                 },
             )));
         }
@@ -271,6 +318,7 @@ impl Engine {
                     session_id: stream.session_id.clone(),
                     interval: settings.motionclip.interval,
                     duration: settings.motionclip.duration,
+                    faults: stream.faults.clone(),
                 },
             )));
         }
@@ -446,6 +494,7 @@ impl domain::store::MediaEngine for Engine {
             keyframe_interval_ms: (interval > 0).then_some(interval),
             dropped_frames: s.bus.dropped(),
             bus_lag: s.bus.lag() as u64,
+            process_errors: s.faults.snapshot(),
         })
     }
 
@@ -517,6 +566,7 @@ fn placeholder(stream_id: &str) -> LiveStream {
         stream_id: stream_id.to_string(),
         session_id: String::new(),
         settings: Processing::default(),
+        faults: Arc::default(),
         consumers: Mutex::default(),
         bus: Bus::default(),
         stats: StreamStats::default(),

@@ -21,6 +21,7 @@ pub struct MotionClips {
     pub session_id: String,
     pub interval: i64,
     pub duration: i64,
+    pub faults: Arc<super::Faults>,
 }
 
 /// A span of a stream: from a keyframe, `duration` seconds of frames.
@@ -159,7 +160,7 @@ async fn job(engine: Arc<Engine>, m: Arc<MotionClips>, span: Span, index: i64) {
         Ok(w) => w,
         Err(e) => {
             Workers::count(&engine.workers.failures, 1);
-            tracing::warn!(stream = %m.stream_id, error = %e, "motion clip failed");
+            m.faults.set("motionclip", e);
             return;
         }
     };
@@ -178,10 +179,13 @@ async fn job(engine: Arc<Engine>, m: Arc<MotionClips>, span: Span, index: i64) {
         .await
     {
         Ok(()) => {
+            m.faults.clear("motionclip");
             Workers::count(&engine.workers.motionclips, 1);
             tracing::debug!(stream = %m.stream_id, frames = w.frames, "motion clip written");
         }
-        Err(e) => tracing::error!(error = %e, "motion clip: could not register the file"),
+        Err(e) => m
+            .faults
+            .set("motionclip", format!("could not register the file: {e}")),
     }
 }
 

@@ -21,6 +21,7 @@ pub struct Recording {
     pub split: Option<i64>,
     /// Where asset paths start (`DATA/assets`).
     pub assets: PathBuf,
+    pub faults: Arc<super::Faults>,
 }
 
 struct OpenFile {
@@ -71,10 +72,13 @@ impl Writer {
             self.init = Some(init);
         }
         if let Err(e) = self.write(&segment).await {
-            tracing::error!(stream = %self.rec.stream_id, error = %e, "recording: write failed");
-            self.close("failed").await;
+            // Keep what is written (the file ends at its last whole fragment); the next
+            // fragment tries a new file, so recording resumes when the disk has room again.
+            self.rec.faults.set("recording", e);
+            self.close("ready").await;
             return;
         }
+        self.rec.faults.clear("recording");
         let full = match (&self.open, self.rec.split) {
             (Some(f), Some(split)) => f.seconds + 0.001 >= split as f64,
             _ => false,
@@ -85,54 +89,81 @@ impl Writer {
     }
 
     async fn write(&mut self, segment: &Segment) -> std::io::Result<()> {
-        if self.open.is_none() {
-            self.open = Some(self.create().await?);
+        let Some(f) = self.open.as_mut() else {
+            self.open = Some(self.create(segment).await?);
+            return Ok(());
+        };
+        let written = async {
+            f.file.write_all(&segment.data).await?;
+            // tokio writes in the background: its error (a full disk) comes out of `flush`,
+            // not `sync_data`.
+            f.file.flush().await?;
+            // The fragment is durable before the next one is cut: what a crash can lose is
+            // bounded.
+            f.file.sync_data().await
+        };
+        if let Err(e) = written.await {
+            // A fragment cut short (a full disk) is cut off: the file stays playable.
+            let _ = f.file.set_len(f.bytes).await;
+            return Err(e);
         }
-        let f = self.open.as_mut().expect("file just opened");
-        f.file.write_all(&segment.data).await?;
-        // The fragment is durable before the next one is cut: what a crash can lose is bounded.
-        f.file.sync_data().await?;
         f.bytes += segment.data.len() as u64;
         f.seconds += segment.duration;
         Ok(())
     }
 
-    async fn create(&mut self) -> std::io::Result<OpenFile> {
+    /// A new file holding the init segment and its first fragment, durable, and then its asset
+    /// row: a recording is listed once it has something to watch. Whatever fails on the way
+    /// leaves no file behind.
+    async fn create(&mut self, first: &Segment) -> std::io::Result<OpenFile> {
         let init = self
             .init
             .clone()
             .ok_or_else(|| std::io::Error::other("no init segment yet"))?;
-        self.index += 1;
         let rel = format!(
             "recordings/{}/{}-{}.mp4",
-            self.rec.stream_id, self.rec.session_id, self.index
+            self.rec.stream_id,
+            self.rec.session_id,
+            self.index + 1
         );
         let path = self.rec.assets.join(&rel);
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await?;
         }
         let mut file = tokio::fs::File::create(&path).await?;
-        file.write_all(&init).await?;
-        file.sync_all().await?;
-        let asset_id = self
-            .engine
-            .store
-            .insert_asset(&NewAsset {
-                stream_id: self.rec.stream_id.clone(),
-                session_id: Some(self.rec.session_id.clone()),
-                kind: "recording",
-                path: rel,
-                index: self.index,
-                width: None,
-                height: None,
-            })
-            .await
-            .map_err(|e| std::io::Error::other(e.message))?;
+        let started = async {
+            file.write_all(&init).await?;
+            file.write_all(&first.data).await?;
+            file.flush().await?;
+            file.sync_all().await?;
+            self.engine
+                .store
+                .insert_asset(&NewAsset {
+                    stream_id: self.rec.stream_id.clone(),
+                    session_id: Some(self.rec.session_id.clone()),
+                    kind: "recording",
+                    path: rel,
+                    index: self.index + 1,
+                    width: None,
+                    height: None,
+                })
+                .await
+                .map_err(|e| std::io::Error::other(e.message))
+        };
+        let asset_id = match started.await {
+            Ok(id) => id,
+            Err(e) => {
+                drop(file);
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(e);
+            }
+        };
+        self.index += 1;
         Ok(OpenFile {
             asset_id,
             file,
-            bytes: init.len() as u64,
-            seconds: 0.0,
+            bytes: (init.len() + first.data.len()) as u64,
+            seconds: first.duration,
         })
     }
 

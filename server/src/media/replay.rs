@@ -20,9 +20,16 @@ pub struct ReplaySink {
     window: Option<f64>,
     entries: VecDeque<Entry>,
     inits_written: HashSet<u32>,
+    /// The newest init segment, kept until it is on disk.
+    last_init: Option<Bytes>,
     /// Everything recorded this session, for the asset row.
     total_seconds: f64,
-    failed: bool,
+    /// The replay's own segment numbers (seg-N.m4s), consecutive even when writes failed.
+    next_sequence: Option<u64>,
+    /// Segments were lost (a write failed) since the last one written: the next one starts a
+    /// discontinuity.
+    gap: bool,
+    faults: Arc<super::Faults>,
 }
 
 impl ReplaySink {
@@ -32,6 +39,7 @@ impl ReplaySink {
         stream_id: &str,
         session_id: &str,
         window: Option<i64>,
+        faults: Arc<super::Faults>,
     ) -> Result<ReplaySink, String> {
         let rel = format!("replay/{stream_id}/{session_id}");
         let dir = engine.assets.join(&rel);
@@ -59,35 +67,51 @@ impl ReplaySink {
             entries: VecDeque::new(),
             inits_written: HashSet::new(),
             total_seconds: 0.0,
-            failed: false,
+            last_init: None,
+            next_sequence: None,
+            gap: false,
+            faults,
         })
     }
 
-    /// Writes a segment and the playlist; false when nothing was written (a failed replay).
+    /// Writes a segment and the playlist; false when it could not (the segment is skipped, the
+    /// error shown on the stream, and the next segment tries again).
     pub(crate) async fn segment(&mut self, init: Option<&Bytes>, segment: &Segment) -> bool {
-        if self.failed {
-            return false;
+        match self.write(init, segment).await {
+            Ok(()) => {
+                self.faults.clear("replay");
+                true
+            }
+            Err(e) => {
+                self.faults.set("replay", e);
+                self.gap = true;
+                false
+            }
         }
-        if let Err(e) = self.write(init, segment).await {
-            tracing::error!(error = %e, dir = %self.dir.display(), "replay: write failed");
-            self.failed = true;
-            return false;
-        }
-        true
     }
 
     async fn write(&mut self, init: Option<&Bytes>, segment: &Segment) -> std::io::Result<()> {
-        let entry = segment.entry();
         if let Some(init) = init {
-            if self.inits_written.insert(entry.init) {
+            self.last_init = Some(init.clone());
+        }
+        let mut entry = segment.entry();
+        entry.sequence = *self.next_sequence.get_or_insert(entry.sequence);
+        entry.gap = self.gap;
+        if !self.inits_written.contains(&entry.init) {
+            // The init segment comes once per format; the first segment write that needs it
+            // (again, after a failure) writes it.
+            if let Some(init) = &self.last_init {
                 tokio::fs::write(self.dir.join(format!("init-{}.mp4", entry.init)), init).await?;
+                self.inits_written.insert(entry.init);
             }
         }
-        tokio::fs::write(
-            self.dir.join(format!("seg-{}.m4s", entry.sequence)),
-            &segment.data,
-        )
-        .await?;
+        let path = self.dir.join(format!("seg-{}.m4s", entry.sequence));
+        if let Err(e) = tokio::fs::write(&path, &segment.data).await {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(e);
+        }
+        self.next_sequence = Some(entry.sequence + 1);
+        self.gap = false;
         self.entries.push_back(entry);
         self.total_seconds += entry.duration;
         // Slide: drop the oldest segments while the rest still cover the window.
@@ -122,7 +146,8 @@ impl ReplaySink {
 
     pub(crate) async fn end(self) {
         let ended = self.write_playlist(true).await;
-        let status = if self.failed || ended.is_err() {
+        // What was written stays watchable; only a replay with nothing in it failed.
+        let status = if ended.is_err() || self.entries.is_empty() {
             "failed"
         } else {
             "ready"

@@ -28,13 +28,14 @@ pub struct Thumbnails {
     pub session_id: String,
     /// Seconds between thumbnails.
     pub interval: i64,
+    pub faults: Arc<super::Faults>,
 }
 
 /// What a job did with its keyframe.
 enum Outcome {
     Written { flat: bool },
     SkippedFlat,
-    Failed,
+    Failed(String),
 }
 
 /// What the blocking part hands back.
@@ -130,7 +131,7 @@ async fn job(
         (r, thread_cpu().saturating_sub(cpu))
     };
     let Some((result, cpu)) = engine.workers.run(work).await else {
-        return Outcome::Failed;
+        return Outcome::Failed("the worker pool is gone".into());
     };
     Workers::count(&engine.workers.thumbnail_cpu_us, cpu.as_micros() as u64);
     let w = match result {
@@ -141,8 +142,7 @@ async fn job(
         }
         Err(e) => {
             Workers::count(&engine.workers.failures, 1);
-            tracing::warn!(stream = %t.stream_id, error = %e, "thumbnail failed");
-            return Outcome::Failed;
+            return Outcome::Failed(e);
         }
     };
     let asset = domain::store::NewAsset {
@@ -163,10 +163,7 @@ async fn job(
             engine.latency.thumbnail.record(arrived.elapsed());
             Outcome::Written { flat: w.flat }
         }
-        Err(e) => {
-            tracing::error!(error = %e, "thumbnail: could not register the file");
-            Outcome::Failed
-        }
+        Err(e) => Outcome::Failed(format!("could not register the file: {e}")),
     }
 }
 
@@ -218,6 +215,10 @@ pub async fn run(mut sub: Subscription, engine: Arc<Engine>, t: Thumbnails) {
             Some((dts, due, outcome)) = rx.recv() => {
                 in_flight = false;
                 match outcome {
+                    Outcome::Written { .. } | Outcome::SkippedFlat => t.faults.clear("thumbnail"),
+                    Outcome::Failed(ref e) => t.faults.set("thumbnail", e),
+                }
+                match outcome {
                     Outcome::Written { flat } => {
                         if due {
                             next_due = Some(dts + interval);
@@ -227,7 +228,7 @@ pub async fn run(mut sub: Subscription, engine: Arc<Engine>, t: Thumbnails) {
                     }
                     Outcome::SkippedFlat => {}
                     // Do not retry a failing decode on every keyframe.
-                    Outcome::Failed => {
+                    Outcome::Failed(_) => {
                         next_due = Some(dts + interval);
                         searching_since = None;
                         after_flat = false;
