@@ -36,7 +36,7 @@ pub fn rtmp_session(data: &[u8]) {
     let mut input = vec![3u8];
     input.resize(1 + 2 * 1536, 0);
     input.extend_from_slice(data);
-    let io = crate::media::ingest::rtmp::EofIsError(tokio::io::join(
+    let io = crate::media::ingest::rtmp::Inbound::new(tokio::io::join(
         std::io::Cursor::new(input),
         tokio::io::sink(),
     ));
@@ -179,6 +179,21 @@ mod tests {
     /// A short fuzzing run on every test run: each target gets its committed seeds, then
     /// mutations of them (bit flips, truncations, splices, random bytes) from a fixed seed, so
     /// a failure reproduces. `LIVEPROC_FUZZ_RUNS` sets the mutations per target.
+    /// `LIVEPROC_FUZZ_REPLAY=TARGET:FILE` runs one input (e.g. a cargo-fuzz artifact).
+    #[test]
+    fn replay_one_input() {
+        let Some(spec) = std::env::var_os("LIVEPROC_FUZZ_REPLAY") else {
+            return;
+        };
+        let spec = spec.to_string_lossy().to_string();
+        let (name, file) = spec.split_once(':').expect("TARGET:FILE");
+        let (_, target) = TARGETS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .expect("a known target");
+        target(&std::fs::read(file).expect("the input file"));
+    }
+
     #[test]
     fn seeds_and_their_mutations_parse_without_panics() {
         let runs: usize = std::env::var("LIVEPROC_FUZZ_RUNS")

@@ -197,10 +197,11 @@ async fn closed_within(s: &mut tokio::net::TcpStream, wait: Duration) -> bool {
     tokio::time::timeout(wait, drained).await.is_ok()
 }
 
-/// Messages our fuzz test found harmful, each on its own connection: a handshake half-closed
-/// by the peer (spun a loop until the publish deadline), an AMF0 strict array that declares
-/// 4 billion elements (asked the allocator for 100+ GB: the process aborted) and a chunk longer
-/// than its message. Each connection ends at once; the server and a real publisher go on.
+/// Messages fuzzing found harmful, each on its own connection: a handshake half-closed by the
+/// peer (spun a loop until the publish deadline), AMF0 arrays that declare 4 billion elements
+/// (a strict array asked the allocator for 240 GB and the process aborted; an ECMA array wrote
+/// gigabytes of hash table) and a chunk longer than its message. Each connection ends at once;
+/// the server and a real publisher go on.
 #[tokio::test]
 async fn hostile_rtmp_messages_end_only_their_connection() {
     let r = Running::start().await;
@@ -229,6 +230,8 @@ async fn hostile_rtmp_messages_end_only_their_connection() {
     command.extend_from_slice(&1f64.to_be_bytes());
     let mut huge_array = command.clone();
     huge_array.extend_from_slice(&[0x0A, 0xFF, 0xFF, 0xFF, 0xF0]);
+    let mut huge_ecma = command.clone();
+    huge_ecma.extend_from_slice(&[0x08, 0xFF, 0xFF, 0xFF, 0xF0, 0, 0, 9]);
     let mut too_long = message(&command[..8], 4);
     too_long.extend_from_slice(&[0xC3; 200]);
     for (what, bytes) in [

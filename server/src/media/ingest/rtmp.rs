@@ -139,7 +139,7 @@ async fn connection(
         waiting: Some((waiting, published_tx)),
     };
     // Boxed and pinned, the timeout wrapper is `Unpin`, as scuffle-rtmp asks.
-    let run = ServerSession::new(EofIsError(Box::pin(io)), handler).run();
+    let run = ServerSession::new(Inbound::new(Box::pin(io)), handler).run();
     let deadline = async {
         if let Ok(Ok(())) = tokio::time::timeout(PUBLISH_DEADLINE, published_rx).await {
             std::future::pending::<()>().await; // publishing: no deadline
@@ -173,14 +173,30 @@ async fn connection(
     }
 }
 
-/// Turns a read of zero bytes (the peer shut down its side) into an `UnexpectedEof` error.
+/// What the peer sends, checked before scuffle-rtmp reads it.
 ///
-/// scuffle-rtmp's handshake reads until it has 1537 bytes and does not check for end of stream:
-/// a peer that sends a few bytes and half-closes its socket would spin that loop (found by
-/// writing the fuzz harness). After the handshake, scuffle-rtmp counts `UnexpectedEof` as the client closing.
-pub struct EofIsError<S>(pub S);
+/// - A read of zero bytes (the peer shut down its side) becomes an `UnexpectedEof` error:
+///   scuffle-rtmp's handshake reads until it has 1537 bytes without checking for the end of the
+///   stream, so a peer that sends a few bytes and half-closes would spin that loop (found while
+///   writing the fuzz harness). After the handshake, scuffle-rtmp counts `UnexpectedEof` as the
+///   client closing.
+/// - [`ChunkGuard`] refuses messages whose declared sizes would make scuffle-rtmp allocate
+///   gigabytes (found by fuzzing).
+pub struct Inbound<S> {
+    io: S,
+    guard: super::chunk_guard::ChunkGuard,
+}
 
-impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for EofIsError<S> {
+impl<S> Inbound<S> {
+    pub fn new(io: S) -> Self {
+        Inbound {
+            io,
+            guard: Default::default(),
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Inbound<S> {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -188,36 +204,44 @@ impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for EofIsError<S> {
     ) -> std::task::Poll<std::io::Result<()>> {
         use std::task::Poll;
         let before = buf.filled().len();
-        match std::pin::Pin::new(&mut self.0).poll_read(cx, buf) {
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => {
                 Poll::Ready(Err(std::io::ErrorKind::UnexpectedEof.into()))
             }
+            Poll::Ready(Ok(())) => match this.guard.feed(&buf.filled()[before..]) {
+                Ok(()) => Poll::Ready(Ok(())),
+                Err(why) => Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    why,
+                ))),
+            },
             other => other,
         }
     }
 }
 
-impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for EofIsError<S> {
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Inbound<S> {
     fn poll_write(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
     fn poll_flush(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
