@@ -15,6 +15,7 @@ use crate::view::*;
 
 mod clips;
 pub use clips::{check_clip_request, MAX_CLIP_SECONDS, MIN_CLIP_SECONDS};
+pub mod signing;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
@@ -135,6 +136,14 @@ pub struct Counts {
     pub streams: i64,
     pub live_sessions: i64,
     pub sessions: i64,
+}
+
+/// The public URL of an asset file, signed when its organisation signs asset URLs.
+pub fn asset_url(base: &str, signer: Option<&signing::AssetSigner>, path: &str) -> String {
+    match signer {
+        Some(s) => format!("{base}/assets/{}", s.sign(path, now_ms() / 1000)),
+        None => format!("{base}/assets/{path}"),
+    }
 }
 
 pub fn now_ms() -> i64 {
@@ -378,7 +387,8 @@ impl Store {
 
     pub async fn organisation(&self, id: &str) -> Result<OrganisationView, ApiError> {
         let row = sqlx::query(
-            "SELECT id, name, live_processing, retention_days, history_per_session FROM organisations WHERE id = $1",
+            "SELECT id, name, live_processing, retention_days, history_per_session, asset_key, \
+             asset_url_ttl FROM organisations WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -401,6 +411,12 @@ impl Store {
                 history_per_session: row
                     .try_get::<Option<i64>, _>("history_per_session")?
                     .unwrap_or(DEFAULT_HISTORY_PER_SESSION),
+            },
+            asset_access: crate::view::AssetAccess {
+                signed_urls: row.try_get::<Option<String>, _>("asset_key")?.is_some(),
+                ttl_seconds: row
+                    .try_get::<Option<i64>, _>("asset_url_ttl")?
+                    .unwrap_or(signing::DEFAULT_TTL),
             },
         })
     }
@@ -1177,6 +1193,7 @@ impl Store {
         session_id: &str,
         urls: &Urls,
     ) -> Result<Vec<(f64, String)>, ApiError> {
+        let signer = self.asset_signer(&p.organisation_id).await?;
         let rows: Vec<(i64, String, i64)> = sqlx::query_as(
             "SELECT a.created_at, a.path, ss.started_at FROM assets a \
              JOIN sessions ss ON ss.id = a.session_id JOIN streams s ON s.id = ss.stream_id \
@@ -1192,7 +1209,7 @@ impl Store {
             .map(|(at, path, started)| {
                 (
                     (at - started) as f64 / 1000.0,
-                    format!("{}/assets/{}", urls.public, sibling(&path, ".320.jpg")),
+                    asset_url(&urls.public, signer.as_ref(), &sibling(&path, ".320.jpg")),
                 )
             })
             .collect())
@@ -1386,7 +1403,8 @@ impl Store {
     ) -> Result<Playout, ApiError> {
         let base = &urls.public;
         let id = &row.id;
-        let asset_url = |path: &str| format!("{base}/assets/{path}");
+        let signer = self.asset_signer_of_stream(id).await?;
+        let asset_url = |path: &str| asset_url(base, signer.as_ref(), path);
         let link = |url: String, kind: &str| Link {
             url,
             kind: kind.into(),
@@ -1428,7 +1446,7 @@ impl Store {
         let thumbs = self.assets(id, "thumbnail", limit).await?;
         if settings.thumbnail.enabled || !thumbs.is_empty() {
             out.thumbnails.push(ThumbnailEntry::Link(link(
-                format!("{base}/assets/{id}/thumbnail/latest.jpg"),
+                asset_url(&format!("{id}/thumbnail/latest.jpg")),
                 "latest",
             )));
         }
@@ -1446,7 +1464,7 @@ impl Store {
         let clips = self.assets(id, "motionclip", limit).await?;
         if settings.motionclip.enabled || !clips.is_empty() {
             out.motionclip.push(MotionClipEntry::Link(link(
-                format!("{base}/assets/{id}/motionclip/latest.gif"),
+                asset_url(&format!("{id}/motionclip/latest.gif")),
                 "latest",
             )));
         }

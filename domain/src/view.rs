@@ -244,11 +244,25 @@ pub struct ClipEntry {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
 pub struct OrganisationView {
     pub id: String,
     pub name: String,
     pub packages: Packages,
     pub retention: Retention,
+    pub asset_access: AssetAccess,
+}
+
+/// Who may fetch the organisation's asset files (recordings, replays, thumbnails, motion clips).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct AssetAccess {
+    /// false: anyone with a URL; true: only through URLs the API hands out, signed with the
+    /// organisation's key, until they expire. Public clips stay public either way.
+    pub signed_urls: bool,
+    /// How long a signed URL stays valid.
+    pub ttl_seconds: i64,
 }
 
 /// How long the organisation keeps what the processes write.

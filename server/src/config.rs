@@ -45,6 +45,14 @@ pub struct Config {
         default_value_t = 16
     )]
     pub rtmp_max_waiting_per_ip: usize,
+    /// Requests with a wrong API key an address may make per minute; beyond, it gets 429
+    /// until the minute is over.
+    #[arg(
+        long = "auth-failures-per-minute",
+        env = "LIVEPROC_AUTH_FAILURES_PER_MINUTE",
+        default_value_t = 20
+    )]
+    pub auth_failures_per_minute: u32,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -69,7 +69,10 @@ pub async fn prepare(cfg: &Config) -> anyhow::Result<AppState> {
                 public: cfg.public_url(),
                 rtmp: cfg.rtmp_url(),
             },
-            auth_failures: Default::default(),
+            auth_failures: Arc::new(domain::auth_failures::AuthFailures::new(
+                cfg.auth_failures_per_minute,
+                std::time::Duration::from_secs(60),
+            )),
         },
         metrics: Arc::new(metrics::Metrics::default()),
         engine,

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::media::*;
-use common::{until, Running};
+use common::{until, Running, OPERATOR_KEY as OP};
 use serde_json::{json, Value};
 
 fn entries<'a>(s: &'a Value, list: &str, kind: &str) -> Vec<&'a Value> {
@@ -311,5 +311,120 @@ async fn check_finds_and_fixes_what_disk_and_database_disagree_on() {
     assert!(clean, "consistent again: {out}");
     let s = stream(&r, &id).await;
     assert_eq!(entries(&s, "thumbnails", "image").len(), before - 1);
+    r.stop().await;
+}
+
+/// Signed asset URLs: with them on, the API's asset URLs carry an expiring HMAC; the files
+/// answer 403 without one, with a forged one or with one for another folder; a new key
+/// (turning them on again) retires the old URLs; off makes plain URLs work again.
+#[tokio::test]
+async fn signed_asset_urls_are_required_when_the_organisation_asks() {
+    let (r, id, name) = with_thumbnails(10).await;
+    publish_all(&r, "live", &name, 3).await;
+    let s = until(&r, &id, "a thumbnail", |s| {
+        s["state"] == "idle" && s["playout"]["thumbnails"].as_array().unwrap().len() >= 2
+    })
+    .await;
+    let plain = s["playout"]["thumbnails"][1]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(get(&r, &asset_path(&plain)).await.0, 200);
+
+    let a = r
+        .app
+        .put(
+            "/api/v1/organisation/asset-access",
+            OP,
+            json!({"signedUrls": true, "ttlSeconds": 3600}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        a.body["assetAccess"],
+        json!({"signedUrls": true, "ttlSeconds": 3600})
+    );
+    let s = stream(&r, &id).await;
+    let signed = s["playout"]["thumbnails"][1]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let latest = s["playout"]["thumbnails"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(signed.contains("/assets/s/"), "{signed}");
+    assert_eq!(get(&r, &asset_path(&signed)).await.0, 200);
+    assert_eq!(get(&r, &asset_path(&latest)).await.0, 200, "{latest}");
+
+    let refused = |path: String, code: &'static str| {
+        let r = &r;
+        async move {
+            let req = axum::http::Request::get(&path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            r.app.send(req).await.error(403, code);
+        }
+    };
+    refused(asset_path(&plain), "signature_required").await;
+    // The signature is over (expiry, folder): change either and it fails.
+    let (head, file) = signed.rsplit_once('/').unwrap();
+    let head = asset_path(head);
+    let (prefix, sig_and_rest) = head.split_at("/assets/s/".len());
+    let mut parts = sig_and_rest.splitn(3, '/');
+    let (expires, sig, folder) = (
+        parts.next().unwrap().to_string(),
+        parts.next().unwrap().to_string(),
+        parts.next().unwrap().to_string(),
+    );
+    let forged = format!(
+        "{prefix}{expires}/{}0/{folder}/{file}",
+        &sig[..sig.len() - 1]
+    );
+    refused(forged, "signature_invalid").await;
+    let later = format!(
+        "{prefix}{}/{sig}/{folder}/{file}",
+        expires.parse::<i64>().unwrap() + 600
+    );
+    refused(later, "signature_invalid").await;
+    let elsewhere = format!("{prefix}{expires}/{sig}/recordings/{id}/x.mp4");
+    refused(elsewhere, "signature_invalid").await;
+
+    // A new key retires the URLs handed out before it.
+    r.app
+        .put(
+            "/api/v1/organisation/asset-access",
+            OP,
+            json!({"signedUrls": true}),
+        )
+        .await;
+    refused(asset_path(&signed), "signature_invalid").await;
+    // Off: plain URLs again.
+    let a = r
+        .app
+        .put(
+            "/api/v1/organisation/asset-access",
+            OP,
+            json!({"signedUrls": false}),
+        )
+        .await;
+    assert_eq!(a.body["assetAccess"]["signedUrls"], false);
+    assert_eq!(get(&r, &asset_path(&plain)).await.0, 200);
+    r.app
+        .put(
+            "/api/v1/organisation/asset-access",
+            OP,
+            json!({"ttlSeconds": 5}),
+        )
+        .await
+        .error(400, "invalid_body");
+    r.app
+        .put(
+            "/api/v1/organisation/asset-access",
+            OP,
+            json!({"signedUrls": true, "ttlSeconds": 5}),
+        )
+        .await
+        .error(400, "out_of_range");
     r.stop().await;
 }

@@ -54,6 +54,7 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(update_group_processing))
         .routes(routes!(get_organisation))
         .routes(routes!(set_retention))
+        .routes(routes!(set_asset_access))
         .routes(routes!(create_organisation))
         .routes(routes!(set_packages))
         .routes(routes!(create_key))
@@ -297,6 +298,36 @@ async fn set_retention(
         s.services
             .store
             .set_retention(&p, req.recording_days, req.history_per_session)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AssetAccessUpdate {
+    /// true: asset URLs are signed and expire (a new key each time this is set, so URLs handed
+    /// out before stop working); false: asset URLs are public.
+    signed_urls: bool,
+    /// How long a signed URL stays valid (60–604800 s, default 21600); left out = unchanged.
+    #[serde(default)]
+    ttl_seconds: Option<i64>,
+}
+
+/// Admin: whether the organisation's asset files (recordings, replays, thumbnails, motion clips)
+/// need signed, expiring URLs. Public clips' share links keep working either way.
+#[utoipa::path(put, path = "/api/v1/organisation/asset-access", tag = "organisations",
+    request_body = AssetAccessUpdate,
+    responses((status = 200, body = OrganisationView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn set_asset_access(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Body(req): Body<AssetAccessUpdate>,
+) -> Result<Json<OrganisationView>, Error> {
+    Ok(Json(
+        s.services
+            .store
+            .set_asset_access(&p, req.signed_urls, req.ttl_seconds)
             .await?,
     ))
 }

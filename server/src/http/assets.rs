@@ -40,8 +40,53 @@ async fn latest(s: &AppState, path: &str) -> Option<Result<Option<String>, ApiEr
     )
 }
 
+/// Whether the request may have `path`: always, unless the owning organisation signs its asset
+/// URLs; then only with a valid, unexpired signature, or for a public clip's files.
+async fn allowed(s: &AppState, path: &str, signature: Option<(i64, &str)>) -> Result<(), ApiError> {
+    use domain::store::signing::{stream_of, Refused};
+    let Some(stream) = stream_of(path) else {
+        return Ok(());
+    };
+    let Some(signer) = s.services.store.asset_signer_of_stream(stream).await? else {
+        return Ok(());
+    };
+    let refused = match signature {
+        Some((expires, sig)) => {
+            let now = domain::store::now_ms() / 1000;
+            match signer.verify(path, expires, sig, now) {
+                Ok(()) => return Ok(()),
+                Err(r) => r,
+            }
+        }
+        None => Refused::Required,
+    };
+    if s.services.store.is_public_clip_file(path).await? {
+        return Ok(());
+    }
+    let (code, message) = match refused {
+        Refused::Required => (
+            "signature_required",
+            "this organisation's assets need a signed URL; take the URL from the API",
+        ),
+        Refused::Invalid => ("signature_invalid", "the URL's signature does not match"),
+        Refused::Expired => (
+            "signature_expired",
+            "the signed URL has expired; take a new one from the API",
+        ),
+    };
+    Err(ApiError::new(403, code, message))
+}
+
 async fn asset(State(s): State<AppState>, Path(path): Path<String>, req: Request) -> Response {
     let missing = || Error(ApiError::not_found("asset")).into_response();
+    let (signature, path) = match domain::store::signing::split_signed(&path) {
+        Some((expires, sig, rest)) => (Some((expires, sig.to_string())), rest.to_string()),
+        None => (None, path),
+    };
+    let signature = signature.as_ref().map(|(e, s)| (*e, s.as_str()));
+    if let Err(e) = allowed(&s, &path, signature).await {
+        return Error(e).into_response();
+    }
     let path = match latest(&s, &path).await {
         None => path,
         Some(Ok(Some(p))) => p,
