@@ -539,7 +539,8 @@ async fn organisations_and_packages(b: Backend) {
     assert_eq!(
         org.body,
         json!({"id": "default", "name": "default", "packages": {"liveProcessing": "enabled"},
-            "retention": {"recordingDays": null, "historyPerSession": 100}})
+            "retention": {"recordingDays": null, "historyPerSession": 100},
+            "assetAccess": {"signedUrls": false, "ttlSeconds": 21600}})
     );
     let made = app
         .post("/api/v1/organisations", OP, json!({"name": "Acme"}))
@@ -800,6 +801,7 @@ async fn health_metrics_and_openapi(b: Backend) {
         ("/api/v1/streamgroup/{id}/processing", "put"),
         ("/api/v1/organisation", "get"),
         ("/api/v1/organisation/retention", "put"),
+        ("/api/v1/organisation/asset-access", "put"),
         ("/api/v1/organisations", "post"),
         ("/api/v1/organisations/{id}/packages", "put"),
         ("/api/v1/keys", "post"),
