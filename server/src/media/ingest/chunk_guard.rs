@@ -177,50 +177,57 @@ impl ChunkGuard {
     }
 }
 
-/// Checks one AMF0 value at the front of `b` and answers what follows it. Bytes that are not
-/// AMF0 end the walk without an error: scuffle-amf0 refuses them itself, and they cannot make
-/// it allocate.
+/// Checks one AMF0 value at the front of `b` and answers what follows it. Anything this does not
+/// understand, or that is cut short, is refused: a command that is not plain AMF0 has no use
+/// here, and being stricter than scuffle-amf0 means no value it decodes went unchecked.
 fn amf0_value(b: &[u8], depth: usize) -> Result<&[u8], String> {
     if depth > MAX_DEPTH {
         return Err(format!("AMF0 values nested more than {MAX_DEPTH} deep"));
     }
-    let Some((&marker, rest)) = b.split_first() else {
-        return Ok(&[]);
-    };
+    let short = || "a cut-short AMF0 value".to_string();
+    let (&marker, rest) = b.split_first().ok_or_else(short)?;
     let u16_at = |r: &[u8]| {
         r.get(..2)
             .map(|x| usize::from(u16::from_be_bytes([x[0], x[1]])))
+            .ok_or_else(short)
     };
     let u32_at = |r: &[u8]| {
         r.get(..4)
             .map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]) as usize)
+            .ok_or_else(short)
     };
-    Ok(match marker {
-        0 => skip(rest, 8),                                                  // number
-        1 => skip(rest, 1),                                                  // boolean
-        2 => skip(rest, 2 + u16_at(rest).unwrap_or(0)),                      // string
-        5 | 6 | 13 => rest,   // null, undefined, unsupported
-        7 => skip(rest, 2),   // reference
-        11 => skip(rest, 10), // date
-        12 | 15 => skip(rest, 4 + u32_at(rest).unwrap_or(0)), // long string, XML
-        3 => properties(rest, depth)?, // object
-        16 => properties(skip(rest, 2 + u16_at(rest).unwrap_or(0)), depth)?, // typed object
+    let skip = |r: &'_ [u8], n: usize| -> Result<(), String> {
+        if r.len() < n {
+            return Err(short());
+        }
+        Ok(())
+    };
+    match marker {
+        0 => skip(rest, 8).map(|()| &rest[8..]), // number
+        1 => skip(rest, 1).map(|()| &rest[1..]), // boolean
+        2 => {
+            // string
+            let n = 2 + u16_at(rest)?;
+            skip(rest, n).map(|()| &rest[n..])
+        }
+        5 | 6 => Ok(rest),            // null, undefined
+        3 => properties(rest, depth), // object
         8 => {
             // ECMA array: a count, then properties. Each takes at least 3 bytes.
-            let count = u32_at(rest).unwrap_or(0);
-            let body = skip(rest, 4);
+            let count = u32_at(rest)?;
+            let body = &rest[4..];
             if count > body.len() / 3 {
                 return Err(format!(
                     "an AMF0 ECMA array of {count} entries in {} bytes",
                     body.len()
                 ));
             }
-            properties(body, depth)?
+            properties(body, depth)
         }
         10 => {
             // Strict array: a count, then that many values of at least a byte each.
-            let count = u32_at(rest).unwrap_or(0);
-            let mut body = skip(rest, 4);
+            let count = u32_at(rest)?;
+            let mut body = &rest[4..];
             if count > body.len() {
                 return Err(format!(
                     "an AMF0 strict array of {count} values in {} bytes",
@@ -230,35 +237,26 @@ fn amf0_value(b: &[u8], depth: usize) -> Result<&[u8], String> {
             for _ in 0..count {
                 body = amf0_value(body, depth + 1)?;
             }
-            body
+            Ok(body)
         }
-        _ => &[],
-    })
-}
-
-/// `b` after its first `n` bytes (nothing if it is shorter).
-fn skip(b: &[u8], n: usize) -> &[u8] {
-    b.get(n..).unwrap_or(&[])
+        other => Err(format!("AMF0 type {other} in a command")),
+    }
 }
 
 /// Key/value pairs up to the empty key and object-end marker.
 fn properties(mut b: &[u8], depth: usize) -> Result<&[u8], String> {
     loop {
-        let Some(len) = b
+        let len = b
             .get(..2)
             .map(|x| usize::from(u16::from_be_bytes([x[0], x[1]])))
-        else {
-            return Ok(&[]);
-        };
-        if len == 0 && b.get(2) == Some(&9) {
-            return Ok(&b[3..]);
+            .ok_or("a cut-short AMF0 object")?;
+        if len == 0 {
+            return match b.get(2) {
+                Some(9) => Ok(&b[3..]),
+                _ => Err("an AMF0 object without its end marker".into()),
+            };
         }
-        let Some(value) = b.get(2 + len..) else {
-            return Ok(&[]);
-        };
-        if value.is_empty() {
-            return Ok(&[]);
-        }
+        let value = b.get(2 + len..).ok_or("a cut-short AMF0 key")?;
         b = amf0_value(value, depth + 1)?;
     }
 }

@@ -266,7 +266,7 @@ pub fn file_duration_seconds(
             file.read_exact(&mut head[8..16])?;
             size = u64::from_be_bytes(head[8..16].try_into().expect("8 bytes"));
         }
-        if size < 8 || at + size > len {
+        if size < 8 || size > len - at {
             break; // cut short by a crash
         }
         match &kind {
