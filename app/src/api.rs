@@ -15,7 +15,8 @@ pub async fn login(api_key: String, next: Option<String>) -> Result<(), ApiError
     let s = services()?;
     let ip = leptos_axum::extract::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .await
-        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip());
+        .ok()
+        .map(|c| c.0.ip());
     s.auth_failures.check(ip)?;
     let Some(token) = s.store.sign_in(api_key.trim()).await? else {
         s.auth_failures.failed(ip);

@@ -13,6 +13,10 @@ use crate::ApiError;
 /// (a flood of addresses then gets fresh windows rather than growing memory).
 const MAX_ADDRESSES: usize = 100_000;
 
+fn known(ip: Option<IpAddr>) -> IpAddr {
+    ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())
+}
+
 pub struct AuthFailures {
     limit: u32,
     window: Duration,
@@ -28,8 +32,10 @@ impl AuthFailures {
         }
     }
 
-    /// 429 when `ip` has used up its failures in the current window.
-    pub fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
+    /// 429 when `ip` has used up its failures in the current window. Requests whose address is
+    /// unknown (a router called without a listener, as in tests) share one.
+    pub fn check(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        let ip = known(ip);
         let seen = self.seen.lock().map_err(|_| ApiError::internal())?;
         match seen.get(&ip) {
             Some((since, n)) if *n >= self.limit && since.elapsed() < self.window => {
@@ -48,7 +54,8 @@ impl AuthFailures {
     }
 
     /// Counts one failure of `ip`.
-    pub fn failed(&self, ip: IpAddr) {
+    pub fn failed(&self, ip: Option<IpAddr>) {
+        let ip = known(ip);
         let Ok(mut seen) = self.seen.lock() else {
             return;
         };
@@ -67,14 +74,6 @@ impl AuthFailures {
     }
 }
 
-impl Default for AuthFailures {
-    /// 20 failures per minute per address: plenty for a mistyped key, nothing for guessing
-    /// 256-bit keys.
-    fn default() -> Self {
-        AuthFailures::new(20, Duration::from_secs(60))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,7 +81,10 @@ mod tests {
     #[test]
     fn an_address_is_refused_after_its_failures_until_the_window_ends() {
         let f = AuthFailures::new(3, Duration::from_millis(200));
-        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let (a, b): (Option<IpAddr>, Option<IpAddr>) = (
+            Some("10.0.0.1".parse().unwrap()),
+            Some("10.0.0.2".parse().unwrap()),
+        );
         for _ in 0..3 {
             assert!(f.check(a).is_ok());
             f.failed(a);

@@ -34,7 +34,7 @@ pub fn rtmp_session(data: &[u8]) {
             .expect("runtime");
     }
     let mut input = vec![3u8];
-    input.resize(1 + 2 * 1536, 0);
+    input.resize(crate::media::ingest::chunk_guard::HANDSHAKE, 0);
     input.extend_from_slice(data);
     let io = crate::media::ingest::rtmp::Inbound::new(tokio::io::join(
         std::io::Cursor::new(input),

@@ -79,14 +79,12 @@ async fn allowed(s: &AppState, path: &str, signature: Option<(i64, &str)>) -> Re
 
 async fn asset(State(s): State<AppState>, Path(path): Path<String>, req: Request) -> Response {
     let missing = || Error(ApiError::not_found("asset")).into_response();
-    let (signature, path) = match domain::store::signing::split_signed(&path) {
-        Some((expires, sig, rest)) => (Some((expires, sig.to_string())), rest.to_string()),
-        None => (None, path),
-    };
-    let signature = signature.as_ref().map(|(e, s)| (*e, s.as_str()));
-    if let Err(e) = allowed(&s, &path, signature).await {
+    let signed = domain::store::signing::split_signed(&path);
+    let bare = signed.map_or(path.as_str(), |(_, _, rest)| rest);
+    if let Err(e) = allowed(&s, bare, signed.map(|(expires, sig, _)| (expires, sig))).await {
         return Error(e).into_response();
     }
+    let path = bare.to_string();
     let path = match latest(&s, &path).await {
         None => path,
         Some(Ok(Some(p))) => p,

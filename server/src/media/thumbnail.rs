@@ -215,20 +215,18 @@ pub async fn run(mut sub: Subscription, engine: Arc<Engine>, t: Thumbnails) {
             Some((dts, due, outcome)) = rx.recv() => {
                 in_flight = false;
                 match outcome {
-                    Outcome::Written { .. } | Outcome::SkippedFlat => t.faults.clear("thumbnail"),
-                    Outcome::Failed(ref e) => t.faults.set("thumbnail", e),
-                }
-                match outcome {
                     Outcome::Written { flat } => {
+                        t.faults.clear("thumbnail");
                         if due {
                             next_due = Some(dts + interval);
                             searching_since = None;
                         }
                         after_flat = flat;
                     }
-                    Outcome::SkippedFlat => {}
+                    Outcome::SkippedFlat => t.faults.clear("thumbnail"),
                     // Do not retry a failing decode on every keyframe.
-                    Outcome::Failed(_) => {
+                    Outcome::Failed(e) => {
+                        t.faults.set("thumbnail", e);
                         next_due = Some(dts + interval);
                         searching_since = None;
                         after_flat = false;

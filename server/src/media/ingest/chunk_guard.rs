@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 /// C0 + C1 + C2, which come before the first chunk.
-const HANDSHAKE: usize = 1 + 1536 + 1536;
+pub const HANDSHAKE: usize = 1 + 1536 + 1536;
 /// scuffle-rtmp's bounds on the peer's chunk size.
 const MIN_CHUNK: usize = 128;
 const MAX_CHUNK: usize = 64 * 1024;
@@ -186,32 +186,18 @@ fn amf0_value(b: &[u8], depth: usize) -> Result<&[u8], String> {
     }
     let short = || "a cut-short AMF0 value".to_string();
     let (&marker, rest) = b.split_first().ok_or_else(short)?;
-    let u16_at = |r: &[u8]| {
-        r.get(..2)
-            .map(|x| usize::from(u16::from_be_bytes([x[0], x[1]])))
-            .ok_or_else(short)
-    };
+    let after = |n: usize| rest.get(n..).ok_or_else(short);
     let u32_at = |r: &[u8]| {
         r.get(..4)
             .map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]) as usize)
             .ok_or_else(short)
     };
-    let skip = |r: &'_ [u8], n: usize| -> Result<(), String> {
-        if r.len() < n {
-            return Err(short());
-        }
-        Ok(())
-    };
     match marker {
-        0 => skip(rest, 8).map(|()| &rest[8..]), // number
-        1 => skip(rest, 1).map(|()| &rest[1..]), // boolean
-        2 => {
-            // string
-            let n = 2 + u16_at(rest)?;
-            skip(rest, n).map(|()| &rest[n..])
-        }
-        5 | 6 => Ok(rest),            // null, undefined
-        3 => properties(rest, depth), // object
+        0 => after(8),                                 // number
+        1 => after(1),                                 // boolean
+        2 => after(2 + be16(rest).ok_or_else(short)?), // string
+        5 | 6 => Ok(rest),                             // null, undefined
+        3 => properties(rest, depth),                  // object
         8 => {
             // ECMA array: a count, then properties. Each takes at least 3 bytes.
             let count = u32_at(rest)?;
@@ -243,13 +229,16 @@ fn amf0_value(b: &[u8], depth: usize) -> Result<&[u8], String> {
     }
 }
 
+/// The big-endian u16 at the front of `b` (AMF0's string and key lengths).
+fn be16(b: &[u8]) -> Option<usize> {
+    b.get(..2)
+        .map(|x| usize::from(u16::from_be_bytes([x[0], x[1]])))
+}
+
 /// Key/value pairs up to the empty key and object-end marker.
 fn properties(mut b: &[u8], depth: usize) -> Result<&[u8], String> {
     loop {
-        let len = b
-            .get(..2)
-            .map(|x| usize::from(u16::from_be_bytes([x[0], x[1]])))
-            .ok_or("a cut-short AMF0 object")?;
+        let len = be16(b).ok_or("a cut-short AMF0 object")?;
         if len == 0 {
             return match b.get(2) {
                 Some(9) => Ok(&b[3..]),
