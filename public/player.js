@@ -20,7 +20,10 @@
       var hls = new window.Hls({ liveSyncDurationCount: 2, liveMaxLatencyDurationCount: 5, backBufferLength: 30 });
       hls.loadSource(src);
       hls.attachMedia(video);
-      hls.on(window.Hls.Events.MANIFEST_PARSED, function () { video.play().catch(function () {}); });
+      hls.on(window.Hls.Events.MANIFEST_PARSED, function () {
+        qualityMenu(video, hls);
+        video.play().catch(function () {});
+      });
       hls.on(window.Hls.Events.ERROR, function (_, data) {
         if (data.fatal && video.getAttribute('data-hls-src') === src) {
           setTimeout(function () { if (players.get(video) === hls) attach(video); }, 2000);
@@ -34,6 +37,40 @@
       video.play().catch(function () {});
       trackNativeSession(video, src);
     }
+  }
+
+  // The quality menu of an ABR playlist (a stream group with renditions): "Auto" lets hls.js
+  // choose by bandwidth; a level pins it. Filled into the page's [data-quality-menu] box.
+  function qualityMenu(video, hls) {
+    var box = video.parentElement && video.parentElement.querySelector('[data-quality-menu]');
+    if (!box) return;
+    box.textContent = '';
+    if (!hls.levels || hls.levels.length < 2) { box.hidden = true; return; }
+    var label = document.createElement('label');
+    label.textContent = 'Quality ';
+    var select = document.createElement('select');
+    select.setAttribute('data-testid', 'quality');
+    select.add(new Option('Auto', '-1'));
+    hls.levels.forEach(function (l, i) {
+      var name = l.name || (l.height + 'p');
+      select.add(new Option(name + ' · ' + l.width + '×' + l.height, String(i)));
+    });
+    select.value = '-1';
+    // currentLevel switches at once (the buffer is flushed), as a viewer picking expects.
+    select.addEventListener('change', function () { hls.currentLevel = parseInt(select.value, 10); });
+    label.appendChild(select);
+    var now = document.createElement('span');
+    now.className = 'muted';
+    now.setAttribute('data-testid', 'quality-now');
+    box.appendChild(label);
+    box.appendChild(now);
+    hls.on(window.Hls.Events.LEVEL_SWITCHED, function (_, d) {
+      var l = hls.levels[d.level];
+      if (!l) return;
+      now.textContent = ' playing ' + (l.name || '') + ' ' + l.width + '×' + l.height;
+      video.setAttribute('data-level', l.name || String(d.level));
+    });
+    box.hidden = false;
   }
 
   // Rewatch pages map the player's clock onto session time (seconds since the session started):

@@ -293,6 +293,19 @@ pub fn profile_quality(profile: &str) -> &'static str {
     }
 }
 
+/// A transcoding profile's rendition: its height (width follows the source's aspect) and its
+/// video bitrate in kbit/s. None for `passthrough`, which is the source itself.
+pub fn profile_rung(profile: &str) -> Option<(u32, u32)> {
+    Some(match profile {
+        "1080p" => (1080, 4500),
+        "720p" => (720, 2500),
+        "480p" => (480, 1200),
+        "360p" => (360, 700),
+        "240p" => (240, 400),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -204,6 +204,8 @@ fn with_create_mode(url: &str) -> String {
 pub trait MediaEngine: Send + Sync {
     fn stats(&self, stream_id: &str) -> Option<LiveStats>;
     fn source_state(&self, stream_id: &str) -> Option<SourceState>;
+    /// A profile stream's rendition while its group is live.
+    fn transcode(&self, stream_id: &str) -> Option<crate::view::TranscodeView>;
     fn cut_clip(&self, job: ClipJob) -> BoxFuture<Result<ClipCut, ApiError>>;
     /// Removes files below the assets folder (a missing file is fine).
     fn remove_files(&self, paths: Vec<String>) -> BoxFuture<()>;
@@ -285,6 +287,10 @@ impl Store {
 
     fn source_state(&self, stream_id: &str) -> Option<SourceState> {
         self.live.get()?.upgrade()?.source_state(stream_id)
+    }
+
+    fn transcode(&self, stream_id: &str) -> Option<crate::view::TranscodeView> {
+        self.live.get()?.upgrade()?.transcode(stream_id)
     }
 
     fn media(&self) -> Result<std::sync::Arc<dyn MediaEngine>, ApiError> {
@@ -903,6 +909,68 @@ impl Store {
         Ok(())
     }
 
+    /// Sets a group's transcoding profiles: new profiles get streams with the passthrough
+    /// stream's settings, dropped ones are deleted (their ids are answered, so their files go
+    /// too). A live group takes the new ladder at its next ingest, like settings.
+    pub async fn set_group_profiles(
+        &self,
+        p: &Principal,
+        id: &str,
+        requested: &[String],
+        urls: &Urls,
+    ) -> Result<(Vec<StreamView>, Vec<String>), ApiError> {
+        p.require_edit()?;
+        let wanted = group_profiles(Some(requested))?;
+        let streams = self.group(p, id, 0, urls).await?;
+        let passthrough = &streams[0];
+        let base = self.settings(&passthrough.id).await?;
+        if base.any_enabled() && wanted.len() > streams.len() {
+            self.require_live_processing(&p.organisation_id).await?;
+        }
+        let now = now_ms();
+        let mut deleted = Vec::new();
+        let mut tx = self.pool.begin().await?;
+        for s in &streams {
+            if !wanted.contains(&s.profile) {
+                sqlx::query("DELETE FROM streams WHERE id = $1")
+                    .bind(&s.id)
+                    .execute(&mut *tx)
+                    .await?;
+                deleted.push(s.id.clone());
+            }
+        }
+        for (position, profile) in wanted.iter().enumerate() {
+            if let Some(s) = streams.iter().find(|s| &s.profile == profile) {
+                sqlx::query("UPDATE streams SET position = $1 WHERE id = $2")
+                    .bind(position as i64)
+                    .bind(&s.id)
+                    .execute(&mut *tx)
+                    .await?;
+                continue;
+            }
+            let new = new_id();
+            sqlx::query(
+                "INSERT INTO streams (id, group_id, organisation_id, profile, streamname, position, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&new)
+            .bind(&passthrough.streamgroup)
+            .bind(&p.organisation_id)
+            .bind(profile)
+            .bind(new_streamname())
+            .bind(position as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            write_settings(&mut tx, &new, &base, now).await?;
+        }
+        tx.commit().await?;
+        let views = self
+            .group(p, &passthrough.id, DEFAULT_ASSET_LIMIT, urls)
+            .await?;
+        Ok((views, deleted))
+    }
+
     /// Deletes a stream. The passthrough stream takes its whole group with it; a profile stream
     /// leaves the rest of its group. Answers the ids of the streams deleted, whose files go too.
     pub async fn delete_stream(&self, p: &Principal, id: &str) -> Result<Vec<String>, ApiError> {
@@ -970,6 +1038,18 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?,
         )
+    }
+
+    /// The profile streams of the group whose passthrough stream is `stream_id`, in ladder
+    /// order: the renditions its ingest feeds.
+    pub async fn profile_targets(&self, stream_id: &str) -> Result<Vec<IngestTarget>, ApiError> {
+        Ok(sqlx::query_as::<_, IngestTarget>(&format!(
+            "{INGEST_SELECT} WHERE s.group_id = (SELECT group_id FROM streams WHERE id = $1) \
+             AND s.profile <> 'passthrough' ORDER BY s.position"
+        ))
+        .bind(stream_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Every stream to pull: (passthrough stream id, rtsp URL).
@@ -1328,6 +1408,7 @@ impl Store {
         let sessions = self.sessions(&row.id, asset_limit.clamp(1, 10)).await?;
         let live_stats = if live { self.live_stats(&row.id) } else { None };
         let playout = self.playout(&row, &settings, asset_limit, urls).await?;
+        let id_for_transcode = row.id.clone();
         Ok(StreamView {
             ingest: Ingest {
                 rtmp: RtmpIngest {
@@ -1350,7 +1431,18 @@ impl Store {
             asset_counts: counts,
             sessions,
             live: live_stats,
+            transcode: self.transcode(&id_for_transcode),
         })
+    }
+
+    async fn has_profiles(&self, group_id: &str) -> Result<bool, ApiError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM streams WHERE group_id = $1 AND profile <> 'passthrough'",
+        )
+        .bind(group_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>(0)? > 0)
     }
 
     async fn asset_counts(&self, stream_id: &str) -> Result<AssetCounts, ApiError> {
@@ -1409,8 +1501,13 @@ impl Store {
             url,
             kind: kind.into(),
         };
+        let mut hls = vec![link(format!("{base}/hls/{id}/index.m3u8"), "live")];
+        if row.profile == "passthrough" && self.has_profiles(&row.group_id).await? {
+            // The group's ABR playlist: the source plus every running rendition.
+            hls.push(link(format!("{base}/hls/{id}/master.m3u8"), "abr"));
+        }
         let mut out = Playout {
-            hls: vec![link(format!("{base}/hls/{id}/index.m3u8"), "live")],
+            hls,
             web: vec![WebEntry::Link(link(format!("{base}/playout/{id}"), "live"))],
             ..Playout::default()
         };

@@ -29,6 +29,32 @@ pub struct StreamView {
     pub sessions: Vec<SessionView>,
     /// Ingest figures while live (null when idle).
     pub live: Option<LiveStats>,
+    /// A profile stream's rendition while its group is live (null otherwise).
+    #[serde(default)]
+    pub transcode: Option<TranscodeView>,
+}
+
+/// A transcoding profile's rendition, while its group is live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct TranscodeView {
+    /// "starting", "running", "capacity" (not running: the server's transcode cap is reached)
+    /// or "failed".
+    pub state: String,
+    pub message: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// The profile's video bitrate, kbit/s.
+    pub target_kbps: u32,
+    /// Pictures encoded this session.
+    pub frames: u64,
+    /// CPU of this rendition (scaling and encoding), percent of one core.
+    pub cpu_percent: f64,
+    /// CPU per encoded picture, milliseconds.
+    pub ms_per_frame: Option<f64>,
+    /// CPU of decoding the source once for the whole group, percent of one core.
+    pub decode_cpu_percent: f64,
 }
 
 /// What ingest measures on a live stream.

@@ -39,3 +39,42 @@ test('the player follows the stream live, plays it near the live edge, then show
   }
   await expect(page.getByTestId('state')).toHaveText('idle', { timeout: 15_000 });
 });
+
+test('a stream group with renditions: the player switches quality from the menu', async ({ page }) => {
+  test.setTimeout(90_000);
+  const made = await api('/stream', {
+    method: 'POST',
+    body: JSON.stringify({ name: `ladder-${Date.now()}`, transcoding: { profiles: ['360p', '240p'] } }),
+  });
+  expect(made.status).toBe(201);
+  await signIn(page, `/playout/${made.body.id}`);
+  await hydrated(page);
+
+  const ffmpeg = publish(made.body.streamname, 30, '854x480');
+  const exited = new Promise<number>((resolve) => ffmpeg.on('exit', (code) => resolve(code ?? -1)));
+  const video = page.locator('video');
+  const height = () => video.evaluate((v: HTMLVideoElement) => v.videoHeight);
+  try {
+    await expect(page.getByTestId('state')).toHaveText('live', { timeout: 15_000 });
+    // The group's ABR playlist: source, 360p and 240p in the menu (the page reloads the
+    // player until the renditions are in it).
+    const menu = page.getByTestId('quality');
+    await expect(menu).toBeVisible({ timeout: 20_000 });
+    await expect
+      .poll(async () => (await menu.locator('option').allTextContents()).join(' | '), { timeout: 20_000 })
+      .toMatch(/Auto \| source · 854×480 \| 360p · 640×360 \| 240p · 426×240/);
+    await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.currentTime), { timeout: 20_000 }).toBeGreaterThan(1);
+
+    await menu.selectOption({ label: '240p · 426×240' });
+    await expect.poll(height, { timeout: 20_000 }).toBe(240);
+    await expect(page.getByTestId('quality-now')).toContainText('240p');
+    await menu.selectOption({ label: 'source · 854×480' });
+    await expect.poll(height, { timeout: 20_000 }).toBe(480);
+    // Playback goes on after switching.
+    const t = await video.evaluate((v: HTMLVideoElement) => v.currentTime);
+    await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.currentTime), { timeout: 10_000 }).toBeGreaterThan(t + 1);
+  } finally {
+    ffmpeg.kill('SIGINT');
+    await exited;
+  }
+});

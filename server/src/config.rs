@@ -53,6 +53,10 @@ pub struct Config {
         default_value_t = 20
     )]
     pub auth_failures_per_minute: u32,
+    /// Most renditions (transcoding profiles) encoded at once; beyond, a profile shows "not
+    /// running (capacity)". Default: twice the CPU cores.
+    #[arg(long = "max-transcodes", env = "LIVEPROC_MAX_TRANSCODES")]
+    pub max_transcodes: Option<usize>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -61,6 +61,9 @@ pub async fn prepare(cfg: &Config) -> anyhow::Result<AppState> {
     )
     .await?;
     let engine = media::Engine::new(store.clone(), assets);
+    if let Some(max) = cfg.max_transcodes {
+        engine.transcode_capacity.set_max(max);
+    }
     Ok(AppState {
         leptos_options: leptos_options(cfg),
         services: Services {

@@ -15,6 +15,7 @@ on_both_backends!(
     update_keeps_what_is_left_out,
     pending_while_live,
     group_update_syncs_profiles,
+    profiles_are_added_and_removed_later,
     list_filters,
     asset_limit_applies,
     delete_stream_and_group,
@@ -384,6 +385,71 @@ async fn group_update_syncs_profiles(b: Backend) {
     )
     .await
     .error(400, "out_of_range");
+}
+
+async fn profiles_are_added_and_removed_later(b: Backend) {
+    let app = TestApp::new(b).await;
+    let s = create(
+        &app,
+        OP,
+        json!({"transcoding": {"profiles": ["720p", "360p"]},
+               "processing": {"recording": {"enabled": true}}}),
+    )
+    .await;
+    let group = s["streamgroup"].as_str().unwrap();
+    let path = format!("/api/v1/streamgroup/{group}/transcoding");
+    // 720p goes, 480p comes (with the passthrough stream's settings), 360p stays; ladder order.
+    let a = app
+        .put(&path, OP, json!({"profiles": ["360p", "480p"]}))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let streams = a.body["streams"].as_array().unwrap();
+    let profiles: Vec<_> = streams
+        .iter()
+        .map(|s| s["profile"].as_str().unwrap())
+        .collect();
+    assert_eq!(profiles, ["passthrough", "360p", "480p"]);
+    assert_eq!(streams[2]["processing"]["recording"]["enabled"], true);
+    assert_eq!(streams[2]["processing"]["pending"], false);
+    assert_eq!(streams[0]["id"], s["id"], "the passthrough stream stays");
+    // The passthrough stream offers the group's ABR playlist; profile streams their own only.
+    assert_eq!(streams[0]["playout"]["hls"][1]["type"], "abr");
+    assert_eq!(streams[1]["playout"]["hls"].as_array().unwrap().len(), 1);
+    // Unknown profiles are refused with the known ones named, and nothing changes.
+    let m = app
+        .put(&path, OP, json!({"profiles": ["4k"]}))
+        .await
+        .error(400, "unknown_profile");
+    assert!(m.contains("1080p") && m.contains("240p"), "{m}");
+    app.put(&path, OP, json!({"profiles": ["360p", "360p"]}))
+        .await
+        .error(400, "duplicate_profile");
+    app.put(&path, OP, json!({"profile": []}))
+        .await
+        .error(400, "invalid_body");
+    // No profiles: the group is its passthrough stream alone (no ABR playlist).
+    let a = app.put(&path, OP, json!({"profiles": []})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let streams = a.body["streams"].as_array().unwrap();
+    assert_eq!(streams.len(), 1);
+    assert_eq!(streams[0]["playout"]["hls"].as_array().unwrap().len(), 1);
+    app.put(
+        "/api/v1/streamgroup/missing/transcoding",
+        OP,
+        json!({"profiles": []}),
+    )
+    .await
+    .error(404, "not_found");
+    let viewer = app
+        .post("/api/v1/keys", OP, json!({"role": "viewer"}))
+        .await
+        .body["apiKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.put(&path, &viewer, json!({"profiles": ["240p"]}))
+        .await
+        .error(403, "forbidden");
 }
 
 async fn list_filters(b: Backend) {

@@ -53,10 +53,13 @@ pub fn PlayoutPage() -> impl IntoView {
 #[component]
 fn Player(stream: StreamView) -> impl IntoView {
     let live = stream.is_live();
-    let hls = stream
-        .playout
-        .hls
-        .first()
+    // A group with renditions plays its ABR playlist (source + renditions, with a quality
+    // menu); any other stream its own playlist.
+    let links = &stream.playout.hls;
+    let hls = links
+        .iter()
+        .find(|l| l.kind == "abr")
+        .or(links.first())
         .map(|l| l.url.clone())
         .unwrap_or_default();
     let title = if stream.name.is_empty() {
@@ -77,6 +80,7 @@ fn Player(stream: StreamView) -> impl IntoView {
             <video controls muted autoplay playsinline
                 data-hls-src=if live { hls.clone() } else { String::new() }
                 class:hidden=!live></video>
+            <div class="quality-menu" data-quality-menu hidden></div>
             {(!live).then(|| view! {
                 <div class="placeholder">"The stream is idle. Playback starts when ingest begins."</div>
             })}

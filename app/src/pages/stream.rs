@@ -217,6 +217,7 @@ fn StreamProcessing(stream: StreamView) -> impl IntoView {
     };
     view! {
         <div class="stream-processing" data-profile=stream.profile.clone()>
+            {(stream.profile != "passthrough").then(|| rendition(&stream))}
             {stream.processing.pending.then(|| view! {
                 <p class="note warn" role="status">"Saved changes apply at this stream's next ingest; the live session keeps its settings until then."</p>
             })}
@@ -381,6 +382,39 @@ fn EditDialog(
 }
 
 /// A process's name as the dashboard writes it.
+/// What a profile stream's rendition is doing: transcoded from the group's ingest while live.
+fn rendition(stream: &StreamView) -> impl IntoView {
+    let player = format!("/playout/{}", stream.id);
+    let body = match &stream.transcode {
+        Some(t) if t.state == "running" || t.state == "starting" => view! {
+            <p class="note" role="status" data-testid="rendition" data-state=t.state.clone()>
+                {format!(
+                    "Rendition {} · target {} kbit/s · {} · CPU {:.1} % of a core ",
+                    t.width.zip(t.height).map(|(w, h)| format!("{w}×{h}")).unwrap_or_else(|| "starting".into()),
+                    t.target_kbps,
+                    stream.live.as_ref().map(|l| format!("{:.0} kbit/s now", l.bitrate_kbps)).unwrap_or_default(),
+                    t.cpu_percent,
+                )}
+                <a href=player>"Play this rendition"</a>
+            </p>
+        }
+        .into_any(),
+        Some(t) => view! {
+            <p class="note warn" role="status" data-testid="rendition" data-state=t.state.clone()>
+                {t.message.clone().unwrap_or_else(|| t.state.clone())}
+            </p>
+        }
+        .into_any(),
+        None => view! {
+            <p class="muted" data-testid="rendition" data-state="idle">
+                {format!("Transcoded from the group's ingest to {} while it is live.", profile_quality(&stream.profile))}
+            </p>
+        }
+        .into_any(),
+    };
+    body
+}
+
 fn process_label(process: &str) -> &'static str {
     match process {
         "thumbnail" => "Thumbnails",

@@ -5,6 +5,7 @@ pub mod media;
 pub mod pictures;
 pub mod plot;
 pub mod publisher;
+pub mod renditions;
 pub mod streams;
 
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ pub struct BenchArgs {
     /// Skip the per-picture benchmark (keyframe → JPEG, span → GIF at 720p and 1080p).
     #[arg(long)]
     pub no_pictures: bool,
+    /// Only the transcoding ladder's per-rendition cost (no pictures, no streams).
+    #[arg(long)]
+    pub renditions_only: bool,
     /// Where the encoded test clips are cached.
     #[arg(long, default_value = "target/bench-cache")]
     pub cache: PathBuf,
@@ -72,6 +76,7 @@ impl BenchArgs {
 #[derive(Debug, Serialize)]
 struct Report {
     pictures: Vec<pictures::PictureFigures>,
+    renditions: Option<renditions::RenditionFigures>,
     streams: streams::StreamFigures,
 }
 
@@ -97,7 +102,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut pics = Vec::new();
-    if !args.no_pictures {
+    if !args.no_pictures && !args.renditions_only {
         for size in ["1280x720", "1920x1080"] {
             let cache = args.cache.clone();
             let f = tokio::task::spawn_blocking(move || pictures::run(&cache, size)).await??;
@@ -114,9 +119,32 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             pics.push(f);
         }
     }
+    let mut ladder = None;
+    if !args.no_pictures {
+        let cache = args.cache.clone();
+        let f = tokio::task::spawn_blocking(move || renditions::run(&cache)).await??;
+        println!(
+            "renditions of {} (one thread, CPU ms per frame): decode once {:.1} (ffmpeg {:.1})",
+            f.source, f.liveproc.decode_ms_per_frame, f.ffmpeg_decode_ms_per_frame
+        );
+        for (r, (profile, ff)) in f.liveproc.renditions.iter().zip(&f.ffmpeg_ms_per_frame) {
+            println!(
+                "  {profile} {}x{}: scale+encode {:.1} ms at {:.0} kbit/s (target {}); ffmpeg libx264 veryfast {:.1} ms; ratio {:.2}",
+                r.width, r.height, r.ms_per_frame, r.kbps, r.target_kbps, ff, r.ms_per_frame / ff.max(0.001)
+            );
+        }
+        if args.renditions_only {
+            if let Some(path) = &args.json {
+                std::fs::write(path, serde_json::to_vec_pretty(&f)?)?;
+            }
+            return Ok(());
+        }
+        ladder = Some(f);
+    }
     let s = streams::run(&args).await?;
     let report = Report {
         pictures: pics,
+        renditions: ladder,
         streams: s,
     };
     if let Some(path) = &args.json {

@@ -7,7 +7,9 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Json;
 use domain::store::{ListFilter, Role, DEFAULT_ASSET_LIMIT};
-use domain::view::{ClipList, ClipRequest, ClipView, CreateStream, OrganisationView, StreamView};
+use domain::view::{
+    ClipList, ClipRequest, ClipView, CreateStream, OrganisationView, StreamView, Transcoding,
+};
 use domain::{ApiError, ProcessingPatch};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -52,6 +54,7 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_streams))
         .routes(routes!(update_processing))
         .routes(routes!(update_group_processing))
+        .routes(routes!(update_group_transcoding))
         .routes(routes!(get_organisation))
         .routes(routes!(set_retention))
         .routes(routes!(set_asset_access))
@@ -258,6 +261,32 @@ async fn update_group_processing(
         .store
         .update_group_processing(&p, &id, &patch, &s.services.urls)
         .await?;
+    Ok(Json(StreamList { streams }))
+}
+
+/// Sets the group's transcoding profiles (the passthrough stream always stays). New profiles
+/// start with the passthrough stream's settings; dropped ones are deleted with their assets.
+/// A live group takes the new ladder at its next ingest.
+#[utoipa::path(put, path = "/api/v1/streamgroup/{id}/transcoding", tag = "streams",
+    params(("id" = String, Path)),
+    request_body = Transcoding,
+    responses((status = 200, body = StreamList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn update_group_transcoding(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Body(t): Body<Transcoding>,
+) -> Result<Json<StreamList>, Error> {
+    let (streams, deleted) = s
+        .services
+        .store
+        .set_group_profiles(&p, &id, &t.profiles, &s.services.urls)
+        .await?;
+    for stream in deleted {
+        s.engine.delete_files(&stream).await;
+    }
     Ok(Json(StreamList { streams }))
 }
 

@@ -33,6 +33,9 @@ async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, Error> 
         .collect();
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(&counts, &live) + &s.engine.workers.render() + &s.engine.latency.render(),
+        s.metrics.render(&counts, &live)
+            + &s.engine.workers.render()
+            + &s.engine.latency.render()
+            + &s.engine.render_transcodes(),
     ))
 }

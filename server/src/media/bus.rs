@@ -44,6 +44,11 @@ impl Bus {
         }
     }
 
+    /// The latest parameters of each track.
+    pub fn params(&self) -> (Option<VideoParams>, Option<AudioParams>) {
+        self.params.lock().expect("bus params").clone()
+    }
+
     /// Ends the stream for every subscriber (after what they have not read yet).
     pub fn close(&self) {
         self.tx.lock().expect("bus sender").take();
@@ -66,6 +71,7 @@ impl Bus {
                 .chain(audio.map(Event::Audio))
                 .map(Arc::new)
                 .collect(),
+            lost: 0,
         }
     }
 
@@ -88,9 +94,16 @@ pub struct Subscription {
     rx: broadcast::Receiver<Arc<Event>>,
     dropped: Arc<AtomicU64>,
     pending: std::collections::VecDeque<Arc<Event>>,
+    /// Events this subscription lost; a consumer that needs every frame (a decoder) watches it.
+    lost: u64,
 }
 
 impl Subscription {
+    /// Events lost so far because this consumer fell a ring's length behind.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
     /// The next event, or None when the stream has ended (all publishers gone).
     pub async fn recv(&mut self) -> Option<Arc<Event>> {
         if let Some(e) = self.pending.pop_front() {
@@ -101,6 +114,7 @@ impl Subscription {
                 Ok(e) => return Some(e),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     self.dropped.fetch_add(n, Ordering::Relaxed);
+                    self.lost += n;
                     tracing::warn!(dropped = n, "slow consumer dropped events");
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,

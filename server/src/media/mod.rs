@@ -12,6 +12,7 @@ pub mod picture;
 pub mod recording;
 pub mod replay;
 pub mod thumbnail;
+pub mod transcode;
 pub mod workers;
 
 use std::collections::HashMap;
@@ -189,8 +190,12 @@ pub struct Engine {
     pub workers: workers::Workers,
     /// Arrival-to-output latencies, for `/metrics` and the benchmark.
     pub latency: Arc<crate::metrics::Latencies>,
+    /// The cap on renditions encoded at once.
+    pub transcode_capacity: transcode::Capacity,
     live: Mutex<HashMap<String, Arc<LiveStream>>>,
     hls: Mutex<HashMap<String, Arc<HlsOutput>>>,
+    /// The renditions of each live passthrough stream that has transcoding profiles.
+    ladders: Mutex<HashMap<String, Vec<Arc<transcode::Status>>>>,
 }
 
 impl Engine {
@@ -201,15 +206,18 @@ impl Engine {
             rtsp: Arc::default(),
             workers: workers::Workers::default(),
             latency: Arc::default(),
+            transcode_capacity: transcode::Capacity::default(),
             live: Mutex::default(),
             hls: Mutex::default(),
+            ladders: Mutex::default(),
         });
         let weak: std::sync::Weak<dyn domain::store::MediaEngine> = Arc::downgrade(&engine) as _;
         engine.store.set_media_engine(weak);
         engine
     }
 
-    /// Starts a session on `target`, refusing a second publisher. Spawns the stream's consumers.
+    /// Starts a session on `target`, refusing a second publisher, and the sessions of its
+    /// group's transcoding profiles. Spawns the streams' consumers.
     pub async fn start(
         self: &Arc<Self>,
         target: &IngestTarget,
@@ -220,6 +228,202 @@ impl Engine {
         if target.profile != "passthrough" {
             return Err(Refusal::ProfileStream(target.stream_id.clone()));
         }
+        let stream = self.open(target, source, app, forced_recording).await?;
+        self.start_ladder(&stream, source, forced_recording).await;
+        Ok(stream)
+    }
+
+    /// Starts the renditions of `stream`'s transcoding profiles, as many as the cap allows;
+    /// the others show "capacity". The ladder ends with the stream's bus.
+    /// A rendition's session keeps its source's ingest protocol, with the app `transcode`.
+    async fn start_ladder(
+        self: &Arc<Self>,
+        stream: &Arc<LiveStream>,
+        source: &str,
+        forced_recording: bool,
+    ) {
+        let targets = match self.store.profile_targets(&stream.stream_id).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(stream = %stream.stream_id, error = %e, "could not read the transcoding profiles");
+                return;
+            }
+        };
+        if targets.is_empty() {
+            return;
+        }
+        let decode_cpu = Arc::new(AtomicU64::default());
+        let mut statuses = Vec::new();
+        let mut renditions = Vec::new();
+        for t in targets {
+            let Some((height, kbps)) = domain::settings::profile_rung(&t.profile) else {
+                continue;
+            };
+            let status = Arc::new(transcode::Status::new(
+                &t.profile,
+                &t.stream_id,
+                kbps,
+                decode_cpu.clone(),
+            ));
+            statuses.push(status.clone());
+            let Some(slot) = self.transcode_capacity.reserve() else {
+                let max = self.transcode_capacity.max();
+                tracing::warn!(stream = %t.stream_id, profile = %t.profile, max, "rendition not started: transcode capacity reached");
+                status.set(
+                    "capacity",
+                    Some(format!(
+                        "not running (capacity): this server encodes at most {max} renditions at once"
+                    )),
+                );
+                continue;
+            };
+            match self
+                .open(&t, source, Some("transcode"), forced_recording)
+                .await
+            {
+                Ok(live) => renditions.push(transcode::Rendition {
+                    live,
+                    height,
+                    status,
+                    slot,
+                }),
+                Err(e) => status.set("failed", Some(e.to_string())),
+            }
+        }
+        self.ladders
+            .lock()
+            .expect("ladders")
+            .insert(stream.stream_id.clone(), statuses);
+        if renditions.is_empty() {
+            return;
+        }
+        let source = stream.bus.subscribe();
+        let lives: Vec<_> = renditions.iter().map(|r| r.live.clone()).collect();
+        let (engine, runtime, id) = (
+            self.clone(),
+            tokio::runtime::Handle::current(),
+            stream.stream_id.clone(),
+        );
+        let task = tokio::spawn(async move {
+            let (done, finished) = tokio::sync::oneshot::channel::<()>();
+            let e = engine.clone();
+            // Decoding and encoding are long CPU work: threads of their own, never the async
+            // workers. (If the thread cannot start, `done` is dropped and we go on at once.)
+            let spawned = std::thread::Builder::new()
+                .name("transcode".into())
+                .spawn(move || {
+                    transcode::run(e, runtime, id, source, renditions, decode_cpu);
+                    let _ = done.send(());
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start the transcoder");
+            }
+            let _ = finished.await;
+            for live in lives {
+                engine.stop(&live, "source ended").await;
+            }
+        });
+        stream.consumers.lock().expect("consumers").push(task);
+    }
+
+    /// The multivariant (ABR) playlist of a live passthrough stream with renditions: the source
+    /// first, then each running rendition, as players expect.
+    pub fn master_playlist(&self, stream_id: &str) -> Option<String> {
+        use std::fmt::Write;
+        let statuses = self
+            .ladders
+            .lock()
+            .expect("ladders")
+            .get(stream_id)
+            .cloned()?;
+        self.hls(stream_id)?.playlist()?;
+        // Players read the variants once: wait (404, players retry) until every rendition that
+        // is starting has its first segment, unless one takes unreasonably long.
+        let has_playlist = |id: &str| self.hls(id).and_then(|h| h.playlist()).is_some();
+        let waiting = statuses.iter().any(|s| {
+            matches!(s.state().0, "starting" | "running")
+                && !has_playlist(&s.stream_id)
+                && s.age() < std::time::Duration::from_secs(10)
+        });
+        if waiting {
+            return None;
+        }
+        let live = |id: &str| self.live.lock().expect("live map").get(id).cloned();
+        let mut variants = vec![(live(stream_id)?, None, "source".to_string())];
+        for s in statuses
+            .iter()
+            .filter(|s| s.is_running() && has_playlist(&s.stream_id))
+        {
+            if let Some(l) = live(&s.stream_id) {
+                variants.push((l, Some(s.target_kbps), s.profile.clone()));
+            }
+        }
+        let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+        for (live, target_kbps, name) in variants {
+            let (Some(video), audio) = live.bus.params() else {
+                continue;
+            };
+            let codecs = match &audio {
+                Some(a) => format!("{},{}", video.codec(), a.codec()),
+                None => video.codec(),
+            };
+            let secs = live
+                .stats
+                .started
+                .get()
+                .map_or(1.0, |t| t.elapsed().as_secs_f64().max(1.0));
+            let measured = live.stats.bytes.load(Ordering::Relaxed) as f64 * 8.0 / secs;
+            let audio_bps = if audio.is_some() { 128_000.0 } else { 0.0 };
+            let average = match target_kbps {
+                Some(k) => f64::from(k) * 1000.0 + audio_bps,
+                None => measured,
+            }
+            .max(measured)
+            .max(64_000.0);
+            let _ = write!(
+                out,
+                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},RESOLUTION={}x{},CODECS=\"{codecs}\",NAME=\"{name}\"\n../{}/index.m3u8\n",
+                (average * 1.2) as u64,
+                average as u64,
+                video.width,
+                video.height,
+                live.stream_id,
+            );
+        }
+        Some(out)
+    }
+
+    /// Prometheus lines of the transcode cap and each rendition's CPU.
+    pub fn render_transcodes(&self) -> String {
+        use std::fmt::Write;
+        let cap = &self.transcode_capacity;
+        let mut out = format!(
+            "# HELP liveproc_transcodes Renditions encoding now.\n# TYPE liveproc_transcodes gauge\nliveproc_transcodes {}\n\
+             # HELP liveproc_transcodes_max The cap on renditions encoding at once.\n# TYPE liveproc_transcodes_max gauge\nliveproc_transcodes_max {}\n\
+             # HELP liveproc_rendition_cpu_percent CPU of a rendition (scale and encode), percent of one core.\n# TYPE liveproc_rendition_cpu_percent gauge\n",
+            cap.used(),
+            cap.max()
+        );
+        for s in self.ladders.lock().expect("ladders").values().flatten() {
+            let v = s.view();
+            let _ = writeln!(
+                out,
+                "liveproc_rendition_cpu_percent{{stream=\"{}\",profile=\"{}\",state=\"{}\"}} {}",
+                s.stream_id, s.profile, v.state, v.cpu_percent
+            );
+        }
+        out
+    }
+
+    /// Opens a session on `target` (a passthrough stream for ingest, or a profile stream for
+    /// its rendition) and spawns its consumers.
+    async fn open(
+        self: &Arc<Self>,
+        target: &IngestTarget,
+        source: &str,
+        app: Option<&str>,
+        forced_recording: bool,
+    ) -> Result<Arc<LiveStream>, Refusal> {
         // Reserve the stream before the database round trip, so two racing publishers cannot
         // both pass.
         {
@@ -397,6 +601,10 @@ impl Engine {
                     tracing::warn!(stream = %stream.stream_id, "a consumer did not finish in 10 s");
                 }
             }
+            self.ladders
+                .lock()
+                .expect("ladders")
+                .remove(&stream.stream_id);
             if let Err(e) = self.store.end_session(&stream.session_id, reason).await {
                 tracing::error!(error = %e, session = %stream.session_id, "could not end session");
             }
@@ -496,6 +704,15 @@ impl domain::store::MediaEngine for Engine {
             bus_lag: s.bus.lag() as u64,
             process_errors: s.faults.snapshot(),
         })
+    }
+
+    fn transcode(&self, stream_id: &str) -> Option<domain::view::TranscodeView> {
+        let ladders = self.ladders.lock().expect("ladders");
+        ladders
+            .values()
+            .flatten()
+            .find(|s| s.stream_id == stream_id)
+            .map(|s| s.view())
     }
 
     fn source_state(&self, stream_id: &str) -> Option<domain::view::SourceState> {

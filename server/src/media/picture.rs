@@ -67,6 +67,16 @@ impl H264 {
         frame: &Frame,
         want: impl FnOnce() -> bool,
     ) -> Result<Option<Option<Rgb>>, String> {
+        self.decode_with(frame, |yuv| want().then(|| to_rgb(yuv)))
+    }
+
+    /// Decodes one access unit and hands the picture the decoder put out for it, if any, to
+    /// `picture` while the decoder still holds it (no copy).
+    pub fn decode_with<R>(
+        &mut self,
+        frame: &Frame,
+        picture: impl FnOnce(&DecodedYUV<'_>) -> R,
+    ) -> Result<Option<R>, String> {
         let mut annexb = Vec::with_capacity(frame.data.len() + 64);
         if frame.keyframe {
             annexb.extend_from_slice(&self.parameter_sets);
@@ -76,9 +86,16 @@ impl H264 {
         // flushing early breaks that; `flush` at the end of a run hands out the rest.
         let options = DecodeOptions::new().flush_after_decode(Flush::NoFlush);
         match self.decoder.decode_with_options(&annexb, options) {
-            Ok(Some(yuv)) => Ok(Some(want().then(|| to_rgb(&yuv)))),
+            Ok(Some(yuv)) => Ok(Some(picture(&yuv))),
             Ok(None) => Ok(None),
             Err(e) => Err(format!("H.264 decode: {e}")),
+        }
+    }
+
+    /// The pictures still held back at the end of a run, each handed to `picture`.
+    pub fn flush_with(&mut self, mut picture: impl FnMut(&DecodedYUV<'_>)) {
+        if let Ok(rest) = self.decoder.flush_remaining() {
+            rest.iter().for_each(&mut picture);
         }
     }
 
@@ -108,10 +125,9 @@ impl H264 {
 
     /// The pictures still held back at the end of a run.
     pub fn flush(&mut self) -> Vec<Rgb> {
-        self.decoder
-            .flush_remaining()
-            .map(|v| v.iter().map(to_rgb).collect())
-            .unwrap_or_default()
+        let mut out = Vec::new();
+        self.flush_with(|yuv| out.push(to_rgb(yuv)));
+        out
     }
 
     /// Decodes a keyframe on its own: its picture (flushed out if the decoder held it).

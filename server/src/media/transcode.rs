@@ -1,0 +1,834 @@
+//! Transcoding profiles: the live rendition ladder of a stream group.
+//!
+//! One thread per live group decodes the passthrough stream once (OpenH264); one thread per
+//! profile scales each picture plane by plane in I420 (fast_image_resize) and encodes it
+//! (OpenH264), then publishes the result on the profile stream's own bus, where that stream's
+//! processes (live HLS, thumbnails, motion clips, recording, replay) take it like any ingest.
+//!
+//! Keyframes are aligned: a rendition encodes an IDR exactly where the source has a keyframe and
+//! nowhere else, so every rendition cuts its segments at the same times and ABR players can
+//! switch between them. Audio is passed through unchanged, released in step with the video so
+//! each rendition's bus interleaves like an ingest's.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use openh264::decoder::DecodedYUV;
+use openh264::encoder::{
+    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode,
+    SpsPpsStrategy, UsageType, VuiConfig,
+};
+use openh264::formats::{YUVSlices, YUVSource};
+use openh264::OpenH264API;
+
+use super::bus::Subscription;
+use super::frame::{Event, Frame, Track, VideoParams, VIDEO_TIMESCALE};
+use super::picture::H264;
+use super::{Engine, LiveStream};
+
+/// Pictures a rendition thread may have waiting; beyond, the decoder waits for it (and the
+/// decoder's bus subscription, not ingest, takes the loss).
+const QUEUE: usize = 4;
+/// Audio held back while the video catches up (about 3 s of AAC at 44.1 kHz).
+const AUDIO_HOLD: usize = 128;
+
+/// The output size of a profile of height `height` for a `source`-sized picture: the source's
+/// aspect, even sides (4:2:0), never larger than the source.
+pub fn rendition_size(source: (u32, u32), height: u32) -> (u32, u32) {
+    let (sw, sh) = (u64::from(source.0.max(2)), u64::from(source.1.max(2)));
+    let h = u64::from(height).min(sh) & !1;
+    // The nearest even width, as `scale=-2:H` does.
+    let w = (sw * h + sh) / (2 * sh) * 2;
+    (w.max(2) as u32, h.max(2) as u32)
+}
+
+/// The server's cap on renditions encoded at once (`--max-transcodes`).
+pub struct Capacity {
+    max: AtomicUsize,
+    used: Arc<AtomicUsize>,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Capacity {
+            max: AtomicUsize::new(2 * cores),
+            used: Arc::default(),
+        }
+    }
+}
+
+/// One rendition's place under the cap, given back when dropped.
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Capacity {
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max, Ordering::Relaxed);
+    }
+
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::Relaxed)
+    }
+
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn reserve(&self) -> Option<Slot> {
+        let max = self.max();
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(self.used.clone()))
+    }
+}
+
+/// What a profile stream's transcode is doing, for the API, the dashboard and `/metrics`.
+pub struct Status {
+    pub profile: String,
+    pub stream_id: String,
+    pub target_kbps: u32,
+    state: Mutex<(&'static str, Option<String>)>,
+    pub width: AtomicU32,
+    pub height: AtomicU32,
+    pub frames: AtomicU64,
+    /// CPU time of this rendition's thread (scaling and encoding), nanoseconds.
+    pub cpu_ns: AtomicU64,
+    /// CPU time of the group's decoding thread, shared by its renditions.
+    pub decode_cpu_ns: Arc<AtomicU64>,
+    started: Instant,
+}
+
+impl Status {
+    pub fn new(profile: &str, stream_id: &str, target_kbps: u32, decode: Arc<AtomicU64>) -> Self {
+        Status {
+            profile: profile.to_string(),
+            stream_id: stream_id.to_string(),
+            target_kbps,
+            state: Mutex::new(("starting", None)),
+            width: AtomicU32::default(),
+            height: AtomicU32::default(),
+            frames: AtomicU64::default(),
+            cpu_ns: AtomicU64::default(),
+            decode_cpu_ns: decode,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn set(&self, state: &'static str, message: Option<String>) {
+        *self.state.lock().expect("transcode state") = (state, message);
+    }
+
+    pub fn state(&self) -> (&'static str, Option<String>) {
+        self.state.lock().expect("transcode state").clone()
+    }
+
+    /// Since the rendition was set up.
+    pub fn age(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.state().0 == "running"
+    }
+
+    pub fn view(&self) -> domain::view::TranscodeView {
+        let (state, message) = self.state();
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let percent = |ns: u64| (ns as f64 / 1e9 / secs * 1000.0).round() / 10.0;
+        let frames = self.frames.load(Ordering::Relaxed);
+        let cpu = self.cpu_ns.load(Ordering::Relaxed);
+        let size = |a: &AtomicU32| Some(a.load(Ordering::Relaxed)).filter(|v| *v > 0);
+        domain::view::TranscodeView {
+            state: state.to_string(),
+            message,
+            width: size(&self.width),
+            height: size(&self.height),
+            target_kbps: self.target_kbps,
+            frames,
+            cpu_percent: percent(cpu),
+            ms_per_frame: (frames > 0).then(|| (cpu as f64 / frames as f64 / 1e5).round() / 10.0),
+            decode_cpu_percent: percent(self.decode_cpu_ns.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// A rendition to produce: its profile stream's live session and its place under the cap.
+pub struct Rendition {
+    pub live: Arc<LiveStream>,
+    pub height: u32,
+    pub status: Arc<Status>,
+    pub slot: Slot,
+}
+
+/// What the decoder hands each rendition thread, in bus order.
+enum Msg {
+    Picture(Arc<Picture>),
+    Event(Event),
+}
+
+/// A decoded picture, I420 with packed rows.
+struct Picture {
+    width: u32,
+    height: u32,
+    y: Vec<u8>,
+    u: Vec<u8>,
+    v: Vec<u8>,
+    pts: i64,
+    keyframe: bool,
+    arrived: Instant,
+    /// The source's frame rate as seen so far (the encoder's rate control needs one).
+    fps: f32,
+}
+
+impl Picture {
+    /// Copies the decoder's planes out (its buffers are reused by the next decode). Odd sides
+    /// lose their last row or column: 4:2:0 encoders want even ones.
+    fn copy(yuv: &DecodedYUV<'_>, pts: i64, keyframe: bool, arrived: Instant, fps: f32) -> Self {
+        let (w, h) = yuv.dimensions();
+        let (w, h) = (w & !1, h & !1);
+        let (ys, us, vs) = yuv.strides();
+        let plane = |src: &[u8], stride: usize, w: usize, h: usize| {
+            let mut out = Vec::with_capacity(w * h);
+            for row in src.chunks(stride).take(h) {
+                out.extend_from_slice(&row[..w.min(row.len())]);
+            }
+            out.resize(w * h, 128);
+            out
+        };
+        Picture {
+            width: w as u32,
+            height: h as u32,
+            y: plane(yuv.y(), ys, w, h),
+            u: plane(yuv.u(), us, w / 2, h / 2),
+            v: plane(yuv.v(), vs, w / 2, h / 2),
+            pts,
+            keyframe,
+            arrived,
+            fps,
+        }
+    }
+}
+
+/// CPU time this thread has run, nanoseconds.
+fn thread_cpu_ns() -> Option<u64> {
+    u64::try_from(super::workers::thread_cpu().as_nanos()).ok()
+}
+
+/// Runs the ladder of `source` (the passthrough stream's bus) until that bus ends, then ends
+/// the renditions' sessions. Blocking: call on a thread of its own.
+pub fn run(
+    engine: Arc<Engine>,
+    runtime: tokio::runtime::Handle,
+    stream_id: String,
+    mut source: Subscription,
+    renditions: Vec<Rendition>,
+    decode_cpu: Arc<AtomicU64>,
+) {
+    let mut outputs = Vec::new();
+    let mut threads = Vec::new();
+    for r in renditions {
+        let (tx, rx) = sync_channel::<Msg>(QUEUE);
+        let (engine, runtime) = (engine.clone(), runtime.clone());
+        let name = format!("transcode-{}", r.status.profile);
+        match std::thread::Builder::new()
+            .name(name)
+            .spawn(move || encode_loop(engine, runtime, rx, r))
+        {
+            Ok(t) => {
+                outputs.push(tx);
+                threads.push(t);
+            }
+            Err(e) => tracing::error!(error = %e, "could not start a rendition thread"),
+        }
+    }
+    let mut decoder = Decoding::default();
+    let send = |msg: Msg, outputs: &mut Vec<SyncSender<Msg>>| {
+        // A rendition that ended (its encoder failed) is dropped from the fan-out.
+        outputs.retain(|tx| tx.send(clone_msg(&msg)).is_ok());
+    };
+    let mut cpu_mark = 0u64;
+    while let Some(event) = runtime.block_on(source.recv()) {
+        if source.lost() != decoder.lost {
+            decoder.lost = source.lost();
+            tracing::warn!(stream = %stream_id, "transcoder fell behind; resuming at the next keyframe");
+            decoder.resync();
+        }
+        for msg in decoder.event(&event) {
+            send(msg, &mut outputs);
+        }
+        if outputs.is_empty() {
+            break;
+        }
+        cpu_mark += 1;
+        if cpu_mark.is_multiple_of(64) {
+            if let Some(ns) = thread_cpu_ns() {
+                decode_cpu.store(ns, Ordering::Relaxed);
+            }
+        }
+    }
+    for msg in decoder.finish() {
+        send(msg, &mut outputs);
+    }
+    if let Some(ns) = thread_cpu_ns() {
+        decode_cpu.store(ns, Ordering::Relaxed);
+    }
+    drop(outputs);
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+fn clone_msg(m: &Msg) -> Msg {
+    match m {
+        Msg::Picture(p) => Msg::Picture(p.clone()),
+        Msg::Event(e) => Msg::Event(e.clone()),
+    }
+}
+
+/// The decoding side: the source's frames in, pictures (in presentation order, each with its
+/// timestamp and keyframe mark) and audio out.
+#[derive(Default)]
+struct Decoding {
+    h264: Option<H264>,
+    /// Timestamps of frames given to the decoder whose pictures have not come out yet; pictures
+    /// come out in presentation order, so each takes the smallest.
+    pending: BinaryHeap<Reverse<(i64, bool, PtsArrival)>>,
+    /// Until a keyframe, frames cannot be decoded (start, parameter change, loss, error).
+    waiting: bool,
+    audio: VecDeque<Frame>,
+    audio_rate: u32,
+    /// Presentation time of the last picture handed out (90 kHz).
+    last_pts: Option<i64>,
+    /// Distance of the last two pictures, for the frame rate.
+    step: Option<i64>,
+    lost: u64,
+    errors: u64,
+}
+
+/// An arrival time that orders as equal, so the heap orders by timestamp alone.
+#[derive(Clone, Copy)]
+struct PtsArrival(Instant);
+impl PartialEq for PtsArrival {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for PtsArrival {}
+impl PartialOrd for PtsArrival {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for PtsArrival {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+impl Decoding {
+    fn resync(&mut self) {
+        self.waiting = true;
+        self.pending.clear();
+    }
+
+    fn event(&mut self, event: &Event) -> Vec<Msg> {
+        let mut out = Vec::new();
+        match event {
+            Event::Video(p) => {
+                match H264::new(p) {
+                    Ok(d) => self.h264 = Some(d),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "transcoder: cannot decode these parameters");
+                        self.h264 = None;
+                    }
+                }
+                self.resync();
+            }
+            Event::Audio(p) => {
+                self.audio_rate = p.sample_rate.max(1);
+                out.push(Msg::Event(event.clone()));
+            }
+            Event::Frame(f) if f.track == Track::Audio => {
+                if self.h264.is_none() {
+                    out.push(Msg::Event(event.clone())); // no video to wait for
+                } else {
+                    self.audio.push_back(f.clone());
+                    while self.audio.len() > AUDIO_HOLD {
+                        let a = self.audio.pop_front().expect("non-empty");
+                        out.push(Msg::Event(Event::Frame(a)));
+                    }
+                }
+            }
+            Event::Frame(f) => self.video(f, &mut out),
+        }
+        out
+    }
+
+    fn video(&mut self, f: &Frame, out: &mut Vec<Msg>) {
+        let fps = self.fps();
+        let Some(h264) = self.h264.as_mut() else {
+            return;
+        };
+        if self.waiting && !f.keyframe {
+            return;
+        }
+        self.waiting = false;
+        self.pending
+            .push(Reverse((f.pts, f.keyframe, PtsArrival(f.arrived))));
+        let pending = &mut self.pending;
+        let decoded = h264.decode_with(f, |yuv| {
+            let Reverse((pts, keyframe, arrived)) = pending.pop()?;
+            Some(Picture::copy(yuv, pts, keyframe, arrived.0, fps))
+        });
+        match decoded {
+            Ok(Some(Some(p))) => self.picture(p, out),
+            Ok(_) => {}
+            Err(e) => {
+                self.errors += 1;
+                if self.errors.is_power_of_two() {
+                    tracing::warn!(error = %e, errors = self.errors, "transcoder: decode failed; resuming at the next keyframe");
+                }
+                self.resync();
+            }
+        }
+        // A decoder that swallowed frames (errors it recovered from) leaves their timestamps.
+        while self.pending.len() > 32 {
+            let mut all = std::mem::take(&mut self.pending).into_sorted_vec();
+            all.pop(); // sorted descending by Reverse: the last is the oldest
+            self.pending = all.into_iter().collect();
+        }
+    }
+
+    fn picture(&mut self, mut p: Picture, out: &mut Vec<Msg>) {
+        // Renditions carry no B-frames: decode order is presentation order, so timestamps
+        // must rise.
+        if let Some(last) = self.last_pts {
+            if p.pts <= last {
+                p.pts = last + 1;
+            } else {
+                self.step = Some(p.pts - last);
+            }
+        }
+        self.last_pts = Some(p.pts);
+        let pts = p.pts;
+        out.push(Msg::Picture(Arc::new(p)));
+        // Audio up to the picture's time may go now.
+        let rate = i64::from(self.audio_rate.max(1));
+        while let Some(a) = self.audio.front() {
+            if a.dts * i64::from(VIDEO_TIMESCALE) / rate > pts {
+                break;
+            }
+            let a = self.audio.pop_front().expect("non-empty");
+            out.push(Msg::Event(Event::Frame(a)));
+        }
+    }
+
+    fn fps(&self) -> f32 {
+        match self.step {
+            Some(s) if s > 0 => (VIDEO_TIMESCALE as f32 / s as f32).clamp(1.0, 120.0),
+            _ => 30.0,
+        }
+    }
+
+    /// The end of the source: pictures the decoder still holds, then the held-back audio.
+    fn finish(&mut self) -> Vec<Msg> {
+        let mut out = Vec::new();
+        let fps = self.fps();
+        let mut pictures = Vec::new();
+        if let Some(h264) = self.h264.as_mut() {
+            let pending = &mut self.pending;
+            h264.flush_with(|yuv| {
+                if let Some(Reverse((pts, keyframe, arrived))) = pending.pop() {
+                    pictures.push(Picture::copy(yuv, pts, keyframe, arrived.0, fps));
+                }
+            });
+        }
+        for p in pictures {
+            self.picture(p, &mut out);
+        }
+        out.extend(self.audio.drain(..).map(|a| Msg::Event(Event::Frame(a))));
+        out
+    }
+}
+
+/// One rendition: scale, encode, publish, until the decoder's side ends.
+fn encode_loop(
+    engine: Arc<Engine>,
+    runtime: tokio::runtime::Handle,
+    rx: Receiver<Msg>,
+    r: Rendition,
+) {
+    let status = r.status.clone();
+    let mut enc = RenditionEncoder::new(r.height, status.target_kbps);
+    let mut count = 0u64;
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Event(e) => runtime.block_on(engine.publish(&r.live, e)),
+            Msg::Picture(p) => match enc.encode(&p) {
+                Ok(events) => {
+                    for e in events {
+                        runtime.block_on(engine.publish(&r.live, e));
+                    }
+                    status.width.store(enc.size.0, Ordering::Relaxed);
+                    status.height.store(enc.size.1, Ordering::Relaxed);
+                    status.frames.fetch_add(1, Ordering::Relaxed);
+                    if !status.is_running() {
+                        status.set("running", None);
+                    }
+                    count += 1;
+                    if count % 30 == 1 {
+                        if let Some(ns) = thread_cpu_ns() {
+                            status.cpu_ns.store(ns, Ordering::Relaxed);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(stream = %status.stream_id, profile = %status.profile, error = %e, "rendition failed");
+                    status.set("failed", Some(e));
+                    break;
+                }
+            },
+        }
+    }
+    if let Some(ns) = thread_cpu_ns() {
+        status.cpu_ns.store(ns, Ordering::Relaxed);
+    }
+    drop(r.slot);
+}
+
+/// Scaler and encoder of one rendition.
+struct RenditionEncoder {
+    height: u32,
+    kbps: u32,
+    encoder: Option<Encoder>,
+    /// Output size; the source's size it was computed for.
+    size: (u32, u32),
+    for_source: (u32, u32),
+    planes: [Option<Image<'static>>; 3],
+    resizer: Resizer,
+    /// The avcC of the parameters last published.
+    avcc: Option<Bytes>,
+}
+
+impl RenditionEncoder {
+    fn new(height: u32, kbps: u32) -> Self {
+        RenditionEncoder {
+            height,
+            kbps,
+            encoder: None,
+            size: (0, 0),
+            for_source: (0, 0),
+            planes: [None, None, None],
+            resizer: Resizer::new(),
+            avcc: None,
+        }
+    }
+
+    fn encode(&mut self, p: &Picture) -> Result<Vec<Event>, String> {
+        if self.for_source != (p.width, p.height) || self.encoder.is_none() {
+            self.for_source = (p.width, p.height);
+            self.size = rendition_size(self.for_source, self.height);
+            let (w, h) = self.size;
+            self.planes = [
+                Some(Image::new(w, h, PixelType::U8)),
+                Some(Image::new(w / 2, h / 2, PixelType::U8)),
+                Some(Image::new(w / 2, h / 2, PixelType::U8)),
+            ];
+            let config = EncoderConfig::new()
+                .bitrate(BitRate::from_bps(self.kbps * 1000))
+                .max_frame_rate(FrameRate::from_hz(p.fps))
+                .rate_control_mode(RateControlMode::Bitrate)
+                // Every source frame becomes a rendition frame, and IDRs come only where the
+                // source has keyframes: no skipping, no scene-cut or periodic IDRs.
+                .skip_frames(false)
+                .scene_change_detect(false)
+                .intra_frame_period(IntraFramePeriod::from_num_frames(0))
+                .usage_type(UsageType::CameraVideoRealTime)
+                .sps_pps_strategy(SpsPpsStrategy::ConstantId)
+                .vui(VuiConfig::bt709())
+                // Renditions run on threads of their own; one encoder, one core.
+                .num_threads(1);
+            self.encoder = Some(
+                Encoder::with_api_config(OpenH264API::from_source(), config)
+                    .map_err(|e| format!("H.264 encoder: {e}"))?,
+            );
+        }
+        let (w, h) = self.size;
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+        let same = (w, h) == (p.width, p.height);
+        if !same {
+            let sources = [
+                (&p.y, p.width, p.height),
+                (&p.u, p.width / 2, p.height / 2),
+                (&p.v, p.width / 2, p.height / 2),
+            ];
+            for (plane, (data, sw, sh)) in self.planes.iter_mut().zip(sources) {
+                let src = ImageRef::new(sw, sh, data, PixelType::U8)
+                    .map_err(|e| format!("scale: {e}"))?;
+                let dst = plane.as_mut().expect("planes are made with the encoder");
+                self.resizer
+                    .resize(&src, dst, &options)
+                    .map_err(|e| format!("scale: {e}"))?;
+            }
+        }
+        let (yp, up, vp) = if same {
+            (&p.y[..], &p.u[..], &p.v[..])
+        } else {
+            let [y, u, v] = &self.planes;
+            fn bytes<'a>(i: &'a Option<Image<'static>>) -> &'a [u8] {
+                i.as_ref()
+                    .expect("planes are made with the encoder")
+                    .buffer()
+            }
+            (bytes(y), bytes(u), bytes(v))
+        };
+        let (wu, hu) = (w as usize, h as usize);
+        let yuv = YUVSlices::new((yp, up, vp), (wu, hu), (wu, wu / 2, wu / 2));
+        let encoder = self.encoder.as_mut().expect("made above");
+        if p.keyframe {
+            encoder.force_intra_frame();
+        }
+        let ms = (p.pts.max(0) as u64) * 1000 / u64::from(VIDEO_TIMESCALE);
+        let bs = encoder
+            .encode_at(&yuv, openh264::Timestamp::from_millis(ms))
+            .map_err(|e| format!("H.264 encode: {e}"))?;
+        let mut sps = None;
+        let mut pps = None;
+        let mut data = Vec::new();
+        for l in 0..bs.num_layers() {
+            let Some(layer) = bs.layer(l) else { continue };
+            for n in 0..layer.nal_count() {
+                let Some(nal) = layer.nal_unit(n).map(strip_start_code) else {
+                    continue;
+                };
+                match nal.first().map(|b| b & 0x1F) {
+                    Some(7) => sps = Some(nal.to_vec()),
+                    Some(8) => pps = Some(nal.to_vec()),
+                    Some(9) | None => {}
+                    Some(_) => {
+                        data.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+                        data.extend_from_slice(nal);
+                    }
+                }
+            }
+        }
+        let keyframe = bs.frame_type() == FrameType::IDR;
+        let mut events = Vec::new();
+        if let (Some(sps), Some(pps)) = (sps, pps) {
+            let avcc = Bytes::from(avc_config(&sps, &pps)?);
+            if self.avcc.as_ref() != Some(&avcc) {
+                let params = VideoParams::from_avcc(avcc.clone())
+                    .map_err(|e| format!("encoder parameters: {e}"))?;
+                self.avcc = Some(avcc);
+                events.push(Event::Video(params));
+            }
+        }
+        if !data.is_empty() && self.avcc.is_some() {
+            events.push(Event::Frame(Frame {
+                track: Track::Video,
+                dts: p.pts,
+                pts: p.pts,
+                keyframe,
+                data: Bytes::from(data),
+                arrived: p.arrived,
+            }));
+        }
+        Ok(events)
+    }
+}
+
+/// What a ladder costs, for the benchmark: CPU on one thread per step.
+#[derive(Debug, serde::Serialize)]
+pub struct LadderCost {
+    pub frames: usize,
+    /// Decoding the source once, plus copying each picture out: milliseconds per frame.
+    pub decode_ms_per_frame: f64,
+    pub renditions: Vec<RenditionCost>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct RenditionCost {
+    pub height: u32,
+    pub width: u32,
+    pub target_kbps: u32,
+    /// What the rendition came out at.
+    pub kbps: f64,
+    /// Scaling and encoding: milliseconds of CPU per frame.
+    pub ms_per_frame: f64,
+}
+
+/// Runs `video` through the ladder code a live group uses (decode once; per rung scale and
+/// encode), timing each step with this thread's CPU clock.
+pub fn measure(
+    params: &VideoParams,
+    video: &[Frame],
+    rungs: &[(u32, u32)],
+) -> Result<LadderCost, String> {
+    let cpu = super::workers::thread_cpu;
+    let mut decoding = Decoding::default();
+    let mut encoders: Vec<_> = rungs
+        .iter()
+        .map(|&(h, k)| (RenditionEncoder::new(h, k), 0.0f64, 0u64))
+        .collect();
+    let mut decode_s = 0.0;
+    let mut frames = 0usize;
+    let mut encode = |msgs: Vec<Msg>, encoders: &mut Vec<(RenditionEncoder, f64, u64)>| {
+        for m in msgs {
+            let Msg::Picture(p) = m else { continue };
+            frames += 1;
+            for (enc, secs, bytes) in encoders.iter_mut() {
+                let t = cpu();
+                for e in enc.encode(&p)? {
+                    if let Event::Frame(f) = e {
+                        *bytes += f.data.len() as u64;
+                    }
+                }
+                *secs += (cpu() - t).as_secs_f64();
+            }
+        }
+        Ok::<_, String>(())
+    };
+    decoding.event(&Event::Video(params.clone()));
+    for f in video {
+        let t = cpu();
+        let msgs = decoding.event(&Event::Frame(f.clone()));
+        decode_s += (cpu() - t).as_secs_f64();
+        encode(msgs, &mut encoders)?;
+    }
+    let t = cpu();
+    let msgs = decoding.finish();
+    decode_s += (cpu() - t).as_secs_f64();
+    encode(msgs, &mut encoders)?;
+    let span = match (video.first(), video.last()) {
+        (Some(a), Some(b)) => (b.pts - a.pts).max(1) as f64 / f64::from(VIDEO_TIMESCALE),
+        _ => 1.0,
+    };
+    let n = frames.max(1) as f64;
+    Ok(LadderCost {
+        frames,
+        decode_ms_per_frame: decode_s * 1000.0 / n,
+        renditions: encoders
+            .into_iter()
+            .map(|(enc, secs, bytes)| RenditionCost {
+                height: enc.size.1,
+                width: enc.size.0,
+                target_kbps: enc.kbps,
+                kbps: bytes as f64 * 8.0 / 1000.0 / span,
+                ms_per_frame: secs * 1000.0 / n,
+            })
+            .collect(),
+    })
+}
+
+/// A NAL unit without its Annex-B start code.
+fn strip_start_code(nal: &[u8]) -> &[u8] {
+    let zeros = nal.iter().take_while(|b| **b == 0).count();
+    if zeros >= 2 && nal.get(zeros) == Some(&1) {
+        &nal[zeros + 1..]
+    } else {
+        nal
+    }
+}
+
+/// An AVCDecoderConfigurationRecord (ISO 14496-15 §5.3.3.1) of one SPS and one PPS, with
+/// 4-byte NAL lengths.
+fn avc_config(sps: &[u8], pps: &[u8]) -> Result<Vec<u8>, String> {
+    if sps.len() < 4 || sps.len() > 0xFFFF || pps.len() > 0xFFFF {
+        return Err("encoder made an unusable SPS/PPS".into());
+    }
+    let mut out = vec![1, sps[1], sps[2], sps[3], 0xFF, 0xE1];
+    out.extend_from_slice(&(sps.len() as u16).to_be_bytes());
+    out.extend_from_slice(sps);
+    out.push(1);
+    out.extend_from_slice(&(pps.len() as u16).to_be_bytes());
+    out.extend_from_slice(pps);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renditions_keep_the_aspect_and_never_grow() {
+        assert_eq!(rendition_size((1280, 720), 480), (854, 480));
+        assert_eq!(rendition_size((1280, 720), 360), (640, 360));
+        assert_eq!(rendition_size((1920, 1080), 240), (426, 240));
+        assert_eq!(rendition_size((640, 360), 720), (640, 360), "no upscaling");
+        assert_eq!(rendition_size((720, 1280), 360), (202, 360), "portrait");
+    }
+
+    #[test]
+    fn the_cap_counts_slots_until_they_are_dropped() {
+        let c = Capacity::default();
+        c.set_max(2);
+        let a = c.reserve().unwrap();
+        let _b = c.reserve().unwrap();
+        assert!(c.reserve().is_none());
+        drop(a);
+        assert_eq!(c.used(), 1);
+        assert!(c.reserve().is_some());
+    }
+
+    /// A picture encoded and decoded again: the rendition's parameters say its size, the
+    /// forced keyframe is an IDR and the next frame is not.
+    #[test]
+    fn encodes_scaled_pictures_with_keyframes_where_asked() {
+        let (w, h) = (320u32, 180u32);
+        let gradient = |x: usize, y: usize| ((x + 2 * y) % 256) as u8;
+        let mut y = vec![0u8; (w * h) as usize];
+        for (i, v) in y.iter_mut().enumerate() {
+            *v = gradient(i % w as usize, i / w as usize);
+        }
+        let picture = |pts: i64, keyframe: bool| Picture {
+            width: w,
+            height: h,
+            y: y.clone(),
+            u: vec![128; (w * h / 4) as usize],
+            v: vec![128; (w * h / 4) as usize],
+            pts,
+            keyframe,
+            arrived: Instant::now(),
+            fps: 30.0,
+        };
+        let mut enc = RenditionEncoder::new(90, 200);
+        let first = enc.encode(&picture(0, true)).unwrap();
+        let Event::Video(params) = &first[0] else {
+            panic!("parameters first")
+        };
+        assert_eq!((params.width, params.height), (160, 90));
+        let Event::Frame(f) = &first[1] else {
+            panic!("then the frame")
+        };
+        assert!(f.keyframe);
+        let second = enc.encode(&picture(3000, false)).unwrap();
+        let Event::Frame(f2) = second.last().unwrap() else {
+            panic!("a frame")
+        };
+        assert!(!f2.keyframe && f2.pts == 3000);
+        let third = enc.encode(&picture(6000, true)).unwrap();
+        let Event::Frame(f3) = third.last().unwrap() else {
+            panic!("a frame")
+        };
+        assert!(f3.keyframe, "a source keyframe forces an IDR");
+        // The rendition decodes.
+        let mut dec = H264::new(params).unwrap();
+        assert!(dec.keyframe(f).is_ok());
+    }
+}
