@@ -39,4 +39,7 @@ bash scripts/e2e.sh
 log "API property run (schemathesis over the OpenAPI document)"
 bash scripts/api-fuzz.sh 90
 
+log "soak (shortened: 3 publishers, 2 clients, 60 s; the 10-minute run is in design/reliability.md)"
+python3 scripts/soak.py --streams 3 --clients 2 --seconds 60
+
 log "all tests passed in $(( $(date +%s) - started )) s"

@@ -865,6 +865,7 @@ async fn health_metrics_and_openapi(b: Backend) {
         ("/api/v1/streams", "get"),
         ("/api/v1/stream/{id}/processing", "put"),
         ("/api/v1/streamgroup/{id}/processing", "put"),
+        ("/api/v1/streamgroup/{id}/transcoding", "put"),
         ("/api/v1/organisation", "get"),
         ("/api/v1/organisation/retention", "put"),
         ("/api/v1/organisation/asset-access", "put"),
