@@ -152,6 +152,18 @@ def main():
         seen = {i: set() for i in ids}  # live media sequence numbers sampled per stream
         seen_lock = threading.Lock()
 
+        def sample(sid):
+            """Reads a live playlist and notes its segments; answers the newest one's name."""
+            status, body = http.request("GET", f"/hls/{sid}/index.m3u8")
+            if status != 200:
+                return None
+            text = body.decode()
+            first = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1))
+            segs = [l for l in text.splitlines() if l.endswith(".m4s")]
+            with seen_lock:
+                seen[sid].update(range(first, first + len(segs)))
+            return segs[-1] if segs else None
+
         def client(n):
             rnd = random.Random(n)
             while not stop.is_set():
@@ -166,15 +178,9 @@ def main():
                 elif kind < 0.6:
                     http.request("GET", "/metrics")
                 else:
-                    status, body = http.request("GET", f"/hls/{sid}/index.m3u8")
-                    if status == 200:
-                        text = body.decode()
-                        first = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1))
-                        segs = [l for l in text.splitlines() if l.endswith(".m4s")]
-                        with seen_lock:
-                            seen[sid].update(range(first, first + len(segs)))
-                        if segs:
-                            http.request("GET", f"/hls/{sid}/{segs[-1]}")
+                    newest = sample(sid)
+                    if newest:
+                        http.request("GET", f"/hls/{sid}/{newest}")
                 time.sleep(0.05)
 
         clients = [threading.Thread(target=client, args=(n,), daemon=True)
@@ -186,13 +192,7 @@ def main():
         warm = None
         while time.time() - started < args.seconds:
             for sid in ids:
-                status, body = http.request("GET", f"/hls/{sid}/index.m3u8")
-                if status == 200:
-                    text = body.decode()
-                    first = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1))
-                    n = sum(1 for l in text.splitlines() if l.endswith(".m4s"))
-                    with seen_lock:
-                        seen[sid].update(range(first, first + n))
+                sample(sid)
             t = time.time() - started
             if not samples or t - samples[-1][0] >= 10:
                 samples.append((t, rss_mb(server.pid), cpu_s(server.pid)))

@@ -722,21 +722,16 @@ impl Store {
         }
         let mut first = None;
         for (position, (profile, s)) in profiles.iter().zip(&settings).enumerate() {
-            let id = new_id();
-            sqlx::query(
-                "INSERT INTO streams (id, group_id, organisation_id, profile, streamname, position, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            let id = insert_stream(
+                &mut tx,
+                &group_id,
+                &p.organisation_id,
+                profile,
+                position,
+                s,
+                now,
             )
-            .bind(&id)
-            .bind(&group_id)
-            .bind(&p.organisation_id)
-            .bind(profile)
-            .bind(new_streamname())
-            .bind(position as i64)
-            .bind(now)
-            .execute(&mut *tx)
             .await?;
-            write_settings(&mut tx, &id, s, now).await?;
             first.get_or_insert(id);
         }
         tx.commit().await?;
@@ -948,21 +943,16 @@ impl Store {
                     .await?;
                 continue;
             }
-            let new = new_id();
-            sqlx::query(
-                "INSERT INTO streams (id, group_id, organisation_id, profile, streamname, position, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            insert_stream(
+                &mut tx,
+                &passthrough.streamgroup,
+                &p.organisation_id,
+                profile,
+                position,
+                &base,
+                now,
             )
-            .bind(&new)
-            .bind(&passthrough.streamgroup)
-            .bind(&p.organisation_id)
-            .bind(profile)
-            .bind(new_streamname())
-            .bind(position as i64)
-            .bind(now)
-            .execute(&mut *tx)
             .await?;
-            write_settings(&mut tx, &new, &base, now).await?;
         }
         tx.commit().await?;
         let views = self
@@ -1408,7 +1398,7 @@ impl Store {
         let sessions = self.sessions(&row.id, asset_limit.clamp(1, 10)).await?;
         let live_stats = if live { self.live_stats(&row.id) } else { None };
         let playout = self.playout(&row, &settings, asset_limit, urls).await?;
-        let id_for_transcode = row.id.clone();
+        let transcode = self.transcode(&row.id);
         Ok(StreamView {
             ingest: Ingest {
                 rtmp: RtmpIngest {
@@ -1431,7 +1421,7 @@ impl Store {
             asset_counts: counts,
             sessions,
             live: live_stats,
-            transcode: self.transcode(&id_for_transcode),
+            transcode,
         })
     }
 
@@ -1655,6 +1645,35 @@ async fn insert_key(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// A new stream of a group (its profile at `position` in the ladder) with its settings;
+/// answers its id.
+async fn insert_stream(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    group_id: &str,
+    organisation_id: &str,
+    profile: &str,
+    position: usize,
+    settings: &Processing,
+    now: i64,
+) -> Result<String, ApiError> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO streams (id, group_id, organisation_id, profile, streamname, position, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(group_id)
+    .bind(organisation_id)
+    .bind(profile)
+    .bind(new_streamname())
+    .bind(position as i64)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    write_settings(tx, &id, settings, now).await?;
+    Ok(id)
 }
 
 async fn write_settings(

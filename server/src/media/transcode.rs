@@ -177,6 +177,7 @@ pub struct Rendition {
 }
 
 /// What the decoder hands each rendition thread, in bus order.
+#[derive(Clone)]
 enum Msg {
     Picture(Arc<Picture>),
     Event(Event),
@@ -260,7 +261,7 @@ pub fn run(
     let mut decoder = Decoding::default();
     let send = |msg: Msg, outputs: &mut Vec<SyncSender<Msg>>| {
         // A rendition that ended (its encoder failed) is dropped from the fan-out.
-        outputs.retain(|tx| tx.send(clone_msg(&msg)).is_ok());
+        outputs.retain(|tx| tx.send(msg.clone()).is_ok());
     };
     let mut cpu_mark = 0u64;
     while let Some(event) = runtime.block_on(source.recv()) {
@@ -291,13 +292,6 @@ pub fn run(
     drop(outputs);
     for t in threads {
         let _ = t.join();
-    }
-}
-
-fn clone_msg(m: &Msg) -> Msg {
-    match m {
-        Msg::Picture(p) => Msg::Picture(p.clone()),
-        Msg::Event(e) => Msg::Event(e.clone()),
     }
 }
 
@@ -409,9 +403,7 @@ impl Decoding {
         }
         // A decoder that swallowed frames (errors it recovered from) leaves their timestamps.
         while self.pending.len() > 32 {
-            let mut all = std::mem::take(&mut self.pending).into_sorted_vec();
-            all.pop(); // sorted descending by Reverse: the last is the oldest
-            self.pending = all.into_iter().collect();
+            self.pending.pop(); // the min-heap's top: the oldest
         }
     }
 
