@@ -2,21 +2,13 @@
 //! Everything here is blocking CPU work; callers run it on the worker pool, never on the async
 //! threads.
 
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use openh264::decoder::{DecodeOptions, DecodedYUV, Decoder, DecoderConfig, Flush};
 use openh264::formats::YUVSource;
 use openh264::OpenH264API;
 
 use super::frame::{Frame, VideoParams};
 
-/// An RGB picture, 3 bytes per pixel, rows packed.
-#[derive(Clone)]
-pub struct Rgb {
-    pub width: u32,
-    pub height: u32,
-    pub data: Vec<u8>,
-}
+pub use pixels::{detail, gif, jpeg, scale, Rgb, FLAT};
 
 /// One H.264 decoder for one stream's session (SPS/PPS are sent with every keyframe, so it can
 /// start at any of them).
@@ -226,121 +218,6 @@ pub(crate) fn parameter_sets(avcc: &[u8]) -> Result<(Vec<u8>, usize), String> {
     Ok((out, length_size))
 }
 
-/// `pic` scaled to `width` (keeping its aspect; never up), as RGB or RGBA.
-pub fn scale(pic: &Rgb, width: u32, alpha: bool) -> Result<(u32, u32, Vec<u8>), String> {
-    let width = width.min(pic.width).max(2);
-    let height = ((u64::from(pic.height) * u64::from(width) + u64::from(pic.width) / 2)
-        / u64::from(pic.width))
-    .max(2) as u32;
-    let src = ImageRef::new(pic.width, pic.height, &pic.data, PixelType::U8x3)
-        .map_err(|e| format!("scale: {e}"))?;
-    let mut dst = Image::new(width, height, PixelType::U8x3);
-    Resizer::new()
-        .resize(
-            &src,
-            &mut dst,
-            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)),
-        )
-        .map_err(|e| format!("scale: {e}"))?;
-    let rgb = dst.into_vec();
-    if !alpha {
-        return Ok((width, height, rgb));
-    }
-    let rgba = rgb
-        .chunks_exact(3)
-        .flat_map(|p| [p[0], p[1], p[2], 255])
-        .collect();
-    Ok((width, height, rgba))
-}
-
-pub fn jpeg(width: u32, height: u32, rgb: &[u8], quality: u8) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(rgb.len() / 10);
-    jpeg_encoder::Encoder::new(&mut out, quality)
-        .encode(
-            rgb,
-            u16::try_from(width).map_err(|_| "too wide for JPEG")?,
-            u16::try_from(height).map_err(|_| "too tall for JPEG")?,
-            jpeg_encoder::ColorType::Rgb,
-        )
-        .map_err(|e| format!("JPEG: {e}"))?;
-    Ok(out)
-}
-
-/// How much a picture shows: the spread (standard deviation) of its luma on a coarse grid, 0–255.
-/// Black frames, fades and flat slates are near 0; real scenes are well above 10.
-pub fn detail(pic: &Rgb) -> f64 {
-    let (w, h) = (pic.width as usize, pic.height as usize);
-    let step_x = (w / 64).max(1);
-    let step_y = (h / 36).max(1);
-    let (mut n, mut sum, mut sq) = (0f64, 0f64, 0f64);
-    for y in (0..h).step_by(step_y) {
-        for x in (0..w).step_by(step_x) {
-            let i = (y * w + x) * 3;
-            let l = 0.299 * f64::from(pic.data[i])
-                + 0.587 * f64::from(pic.data[i + 1])
-                + 0.114 * f64::from(pic.data[i + 2]);
-            n += 1.0;
-            sum += l;
-            sq += l * l;
-        }
-    }
-    if n == 0.0 {
-        return 0.0;
-    }
-    let mean = sum / n;
-    (sq / n - mean * mean).max(0.0).sqrt()
-}
-
-/// Below this [`detail`] a picture counts as black or flat.
-pub const FLAT: f64 = 6.0;
-
-/// An animated GIF of equally sized RGBA frames with one palette for the whole clip (no
-/// flicker between frames), looping for ever; `delay_ms` per frame.
-pub fn gif(width: u32, height: u32, frames: &[Vec<u8>], delay_ms: u32) -> Result<Vec<u8>, String> {
-    let images = frames
-        .iter()
-        .map(|f| quantizr::Image::new(f, width as usize, height as usize))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("GIF: {e}"))?;
-    let mut histogram = quantizr::Histogram::new();
-    for i in &images {
-        histogram.add_image(i);
-    }
-    let mut result =
-        quantizr::QuantizeResult::quantize_histogram(&histogram, &quantizr::Options::default());
-    result
-        .set_dithering_level(0.5)
-        .map_err(|e| format!("GIF: {e}"))?;
-    let palette = result.get_palette();
-    let rgb: Vec<u8> = palette.entries[..palette.count as usize]
-        .iter()
-        .flat_map(|c| [c.r, c.g, c.b])
-        .collect();
-    let (w16, h16) = (
-        u16::try_from(width).map_err(|_| "too wide for GIF")?,
-        u16::try_from(height).map_err(|_| "too tall for GIF")?,
-    );
-    let mut out = Vec::new();
-    {
-        let mut enc =
-            gif::Encoder::new(&mut out, w16, h16, &rgb).map_err(|e| format!("GIF: {e}"))?;
-        enc.set_repeat(gif::Repeat::Infinite)
-            .map_err(|e| format!("GIF: {e}"))?;
-        let mut indexed = vec![0u8; width as usize * height as usize];
-        for image in &images {
-            result
-                .remap_image(image, &mut indexed)
-                .map_err(|e| format!("GIF: {e}"))?;
-            let mut frame = gif::Frame::from_indexed_pixels(w16, h16, indexed.clone(), None);
-            // GIF delays are in 10 ms; browsers treat under 20 ms as 100 ms.
-            frame.delay = (delay_ms / 10).max(2) as u16;
-            enc.write_frame(&frame).map_err(|e| format!("GIF: {e}"))?;
-        }
-        enc.into_inner().map_err(|e| format!("GIF: {e}"))?;
-    }
-    Ok(out)
-}
-
 /// A poster JPEG of the picture at presentation `rank` among `frames` (decode order, starting at
 /// a keyframe), e.g. a clip's first shown frame.
 pub fn poster(
@@ -372,42 +249,4 @@ pub fn poster(
     };
     let jpg = jpeg(pic.width, pic.height, &pic.data, 85)?;
     std::fs::write(out, jpg).map_err(|e| format!("poster: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detail_tells_flat_from_busy() {
-        let flat = Rgb {
-            width: 64,
-            height: 36,
-            data: vec![8; 64 * 36 * 3],
-        };
-        assert!(detail(&flat) < FLAT);
-        let busy = Rgb {
-            width: 64,
-            height: 36,
-            data: (0..64 * 36 * 3).map(|i| ((i / 3) % 64 * 4) as u8).collect(),
-        };
-        assert!(detail(&busy) > 30.0, "{}", detail(&busy));
-    }
-
-    #[test]
-    fn scale_keeps_aspect_and_never_enlarges() {
-        let pic = Rgb {
-            width: 1280,
-            height: 720,
-            data: vec![100; 1280 * 720 * 3],
-        };
-        let (w, h, rgb) = scale(&pic, 320, false).unwrap();
-        assert_eq!((w, h, rgb.len()), (320, 180, 320 * 180 * 3));
-        let (w, h, rgba) = scale(&pic, 4000, true).unwrap();
-        assert_eq!((w, h, rgba.len()), (1280, 720, 1280 * 720 * 4));
-        let jpg = jpeg(320, 180, &rgb, 80).unwrap();
-        assert_eq!(&jpg[..2], &[0xFF, 0xD8]);
-        let g = gif(4, 2, &[vec![10; 32], vec![200; 32]], 125).unwrap();
-        assert_eq!(&g[..6], b"GIF89a");
-    }
 }

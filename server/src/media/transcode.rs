@@ -1,7 +1,7 @@
 //! Transcoding profiles: the live rendition ladder of a stream group.
 //!
 //! One thread per live group decodes the passthrough stream once (OpenH264); one thread per
-//! profile scales each picture plane by plane in I420 (fast_image_resize) and encodes it
+//! profile scales each picture plane by plane in I420 (`pixels`, fast_image_resize) and encodes it
 //! (OpenH264), then publishes the result on the profile stream's own bus, where that stream's
 //! processes (live HLS, thumbnails, motion clips, recording, replay) take it like any ingest.
 //!
@@ -18,8 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use openh264::decoder::DecodedYUV;
 use openh264::encoder::{
     BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode,
@@ -32,6 +30,7 @@ use super::bus::Subscription;
 use super::frame::{Event, Frame, Track, VideoParams, VIDEO_TIMESCALE};
 use super::picture::H264;
 use super::{Engine, LiveStream};
+use pixels::I420Scaler;
 
 /// Pictures a rendition thread may have waiting; beyond, the decoder waits for it (and the
 /// decoder's bus subscription, not ingest, takes the loss).
@@ -204,14 +203,7 @@ impl Picture {
         let (w, h) = yuv.dimensions();
         let (w, h) = (w & !1, h & !1);
         let (ys, us, vs) = yuv.strides();
-        let plane = |src: &[u8], stride: usize, w: usize, h: usize| {
-            let mut out = Vec::with_capacity(w * h);
-            for row in src.chunks(stride).take(h) {
-                out.extend_from_slice(&row[..w.min(row.len())]);
-            }
-            out.resize(w * h, 128);
-            out
-        };
+        let plane = pixels::pack_plane;
         Picture {
             width: w as u32,
             height: h as u32,
@@ -477,8 +469,9 @@ fn encode_loop(
                     for e in events {
                         runtime.block_on(engine.publish(&r.live, e));
                     }
-                    status.width.store(enc.size.0, Ordering::Relaxed);
-                    status.height.store(enc.size.1, Ordering::Relaxed);
+                    let (w, h) = enc.size();
+                    status.width.store(w, Ordering::Relaxed);
+                    status.height.store(h, Ordering::Relaxed);
                     status.frames.fetch_add(1, Ordering::Relaxed);
                     if !status.is_running() {
                         status.set("running", None);
@@ -509,11 +502,9 @@ struct RenditionEncoder {
     height: u32,
     kbps: u32,
     encoder: Option<Encoder>,
-    /// Output size; the source's size it was computed for.
-    size: (u32, u32),
+    /// The scaler to the output size; the source's size it was made for.
+    scaler: Option<I420Scaler>,
     for_source: (u32, u32),
-    planes: [Option<Image<'static>>; 3],
-    resizer: Resizer,
     /// The avcC of the parameters last published.
     avcc: Option<Bytes>,
 }
@@ -524,24 +515,22 @@ impl RenditionEncoder {
             height,
             kbps,
             encoder: None,
-            size: (0, 0),
+            scaler: None,
             for_source: (0, 0),
-            planes: [None, None, None],
-            resizer: Resizer::new(),
             avcc: None,
         }
+    }
+
+    /// The output size (0×0 before the first picture).
+    fn size(&self) -> (u32, u32) {
+        self.scaler.as_ref().map_or((0, 0), I420Scaler::size)
     }
 
     fn encode(&mut self, p: &Picture) -> Result<Vec<Event>, String> {
         if self.for_source != (p.width, p.height) || self.encoder.is_none() {
             self.for_source = (p.width, p.height);
-            self.size = rendition_size(self.for_source, self.height);
-            let (w, h) = self.size;
-            self.planes = [
-                Some(Image::new(w, h, PixelType::U8)),
-                Some(Image::new(w / 2, h / 2, PixelType::U8)),
-                Some(Image::new(w / 2, h / 2, PixelType::U8)),
-            ];
+            let (w, h) = rendition_size(self.for_source, self.height);
+            self.scaler = Some(I420Scaler::new(w, h));
             let config = EncoderConfig::new()
                 .bitrate(BitRate::from_bps(self.kbps * 1000))
                 .max_frame_rate(FrameRate::from_hz(p.fps))
@@ -561,34 +550,13 @@ impl RenditionEncoder {
                     .map_err(|e| format!("H.264 encoder: {e}"))?,
             );
         }
-        let (w, h) = self.size;
-        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-        let same = (w, h) == (p.width, p.height);
-        if !same {
-            let sources = [
-                (&p.y, p.width, p.height),
-                (&p.u, p.width / 2, p.height / 2),
-                (&p.v, p.width / 2, p.height / 2),
-            ];
-            for (plane, (data, sw, sh)) in self.planes.iter_mut().zip(sources) {
-                let src = ImageRef::new(sw, sh, data, PixelType::U8)
-                    .map_err(|e| format!("scale: {e}"))?;
-                let dst = plane.as_mut().expect("planes are made with the encoder");
-                self.resizer
-                    .resize(&src, dst, &options)
-                    .map_err(|e| format!("scale: {e}"))?;
-            }
-        }
-        let (yp, up, vp) = if same {
-            (&p.y[..], &p.u[..], &p.v[..])
+        let scaler = self.scaler.as_mut().expect("made with the encoder");
+        let (w, h) = scaler.size();
+        let source = [&p.y[..], &p.u[..], &p.v[..]];
+        let [yp, up, vp] = if (w, h) == (p.width, p.height) {
+            source
         } else {
-            let [y, u, v] = &self.planes;
-            fn bytes<'a>(i: &'a Option<Image<'static>>) -> &'a [u8] {
-                i.as_ref()
-                    .expect("planes are made with the encoder")
-                    .buffer()
-            }
-            (bytes(y), bytes(u), bytes(v))
+            scaler.scale(source, p.width, p.height)?
         };
         let (wu, hu) = (w as usize, h as usize);
         let yuv = YUVSlices::new((yp, up, vp), (wu, hu), (wu, wu / 2, wu / 2));
@@ -718,8 +686,8 @@ pub fn measure(
         renditions: encoders
             .into_iter()
             .map(|(enc, secs, bytes)| RenditionCost {
-                height: enc.size.1,
-                width: enc.size.0,
+                height: enc.size().1,
+                width: enc.size().0,
                 target_kbps: enc.kbps,
                 kbps: bytes as f64 * 8.0 / 1000.0 / span,
                 ms_per_frame: secs * 1000.0 / n,
