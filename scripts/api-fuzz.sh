@@ -18,21 +18,12 @@ if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "schemathesis==4.32.5"
 fi
-data=$(mktemp -d)
 port=${API_FUZZ_PORT:-3949}
 key="api-fuzz-operator-key-$(date +%s)"
 # schemathesis tries wrong keys on purpose (the ignored_auth check), far more than the
 # per-address limit allows a real client; the limit has its own test.
-target/release/liveproc --http "127.0.0.1:$port" --rtmp "127.0.0.1:$((port + 16000))" \
-  --data "$data" --admin-key "$key" --auth-failures-per-minute 1000000 \
-  > "$data/server.log" 2>&1 &
-server=$!
-cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$data"; }
-trap cleanup EXIT
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-  sleep 0.2
-done
+start_release_server "$port" "$((port + 16000))" "$key" --auth-failures-per-minute 1000000
+data=$server_data
 log "schemathesis: $seconds s against http://127.0.0.1:$port/api/v1/openapi.json"
 cd "$data"  # schemathesis keeps its cache in the working folder
 "$venv/bin/schemathesis" run "http://127.0.0.1:$port/api/v1/openapi.json" \

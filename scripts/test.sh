@@ -13,7 +13,7 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "clippy: server (ssr)"
-cargo clippy -p server -p domain -p app --all-targets -- -D warnings
+cargo clippy -p server -p pixels -p domain -p app --all-targets -- -D warnings
 log "clippy: dashboard (hydrate, wasm32)"
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
@@ -28,7 +28,7 @@ for _ in $(seq 30); do psql "$LIVEPROC_TEST_POSTGRES_URL" -qAtc 'select 1' >/dev
 psql "$LIVEPROC_TEST_POSTGRES_URL" -qAtc 'select 1' >/dev/null
 
 log "unit and integration tests (SQLite and PostgreSQL)"
-cargo nextest run -p server -p domain -p app --no-fail-fast
+cargo nextest run -p server -p pixels -p domain -p app --no-fail-fast
 
 log "cargo leptos build --release"
 cargo leptos build --release

@@ -77,3 +77,29 @@ start_postgres() {
   port=$(pg_lsclusters -h | awk -v v="$ver" '$1 == v && $2 == "main" { print $3 }')
   echo "postgres://postgres:liveproc-test@127.0.0.1:$port/postgres"
 }
+
+# Starts the release server on a fresh data folder ($server_data, its log in server.log) with
+# an admin key and any further flags, waits until it answers, and stops it and removes the
+# folder when the calling script exits. e2e.sh and api-fuzz.sh use it.
+#   start_release_server HTTP_PORT RTMP_PORT ADMIN_KEY [FLAG ...]
+start_release_server() {
+  local port=$1 rtmp=$2 key=$3
+  shift 3
+  server_data=$(mktemp -d)
+  "$ROOT/target/release/liveproc" --http "127.0.0.1:$port" --rtmp "127.0.0.1:$rtmp" \
+    --data "$server_data" --admin-key "$key" "$@" > "$server_data/server.log" 2>&1 &
+  server_pid=$!
+  trap stop_release_server EXIT
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  cat "$server_data/server.log"
+  return 1
+}
+
+stop_release_server() {
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  rm -rf "$server_data"
+}

@@ -106,6 +106,16 @@ pub async fn save_processing(
     s.store.save_group_settings(&p, edits, &s.urls).await
 }
 
+/// Sets the transcoding profiles of stream `id`'s group (the Transcoding dialog's Confirm):
+/// new profiles start with the passthrough stream's settings, dropped ones go with their assets.
+#[server(input = Json)]
+pub async fn save_profiles(id: String, profiles: Vec<String>) -> Result<Vec<StreamView>, ApiError> {
+    let (s, p) = principal().await?;
+    s.store
+        .set_group_profiles(&p, &id, &profiles, &s.urls)
+        .await
+}
+
 /// A session's replay and its stream, for the rewatch page.
 #[server]
 pub async fn replay_session(session: String) -> Result<(StreamView, ReplayEntry), ApiError> {
@@ -156,6 +166,26 @@ pub async fn set_recording_retention(
         })?),
     };
     s.store.set_retention(&p, days, None).await
+}
+
+/// Admin: whether asset URLs must be signed (the form's checkbox is absent when unticked), and
+/// for how many seconds a signed URL stays valid (empty keeps the current figure).
+#[server]
+pub async fn set_asset_access(
+    signed: Option<String>,
+    ttl_seconds: String,
+) -> Result<domain::view::OrganisationView, ApiError> {
+    let (s, p) = principal().await?;
+    let ttl = match ttl_seconds.trim() {
+        "" => None,
+        t => Some(t.parse::<i64>().map_err(|_| {
+            ApiError::from(domain::FieldError {
+                field: "ttlSeconds".into(),
+                message: format!("ttlSeconds must be a whole number of seconds (got {t:?})"),
+            })
+        })?),
+    };
+    s.store.set_asset_access(&p, signed.is_some(), ttl).await
 }
 
 /// A session's thumbnails for the replay timeline: (session seconds, preview URL).

@@ -209,6 +209,8 @@ pub trait MediaEngine: Send + Sync {
     fn cut_clip(&self, job: ClipJob) -> BoxFuture<Result<ClipCut, ApiError>>;
     /// Removes files below the assets folder (a missing file is fine).
     fn remove_files(&self, paths: Vec<String>) -> BoxFuture<()>;
+    /// Removes every file of a deleted stream.
+    fn remove_stream_files(&self, stream_id: String) -> BoxFuture<()>;
 }
 
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -913,7 +915,7 @@ impl Store {
         id: &str,
         requested: &[String],
         urls: &Urls,
-    ) -> Result<(Vec<StreamView>, Vec<String>), ApiError> {
+    ) -> Result<Vec<StreamView>, ApiError> {
         p.require_edit()?;
         let wanted = group_profiles(Some(requested))?;
         let streams = self.group(p, id, 0, urls).await?;
@@ -955,15 +957,24 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        let views = self
-            .group(p, &passthrough.id, DEFAULT_ASSET_LIMIT, urls)
-            .await?;
-        Ok((views, deleted))
+        self.remove_stream_files(deleted).await;
+        self.group(p, &passthrough.id, DEFAULT_ASSET_LIMIT, urls)
+            .await
     }
 
-    /// Deletes a stream. The passthrough stream takes its whole group with it; a profile stream
-    /// leaves the rest of its group. Answers the ids of the streams deleted, whose files go too.
-    pub async fn delete_stream(&self, p: &Principal, id: &str) -> Result<Vec<String>, ApiError> {
+    /// Removes the files of streams whose rows are gone (nothing to do without an engine: the
+    /// start-up consistency check takes such orphans).
+    async fn remove_stream_files(&self, streams: Vec<String>) {
+        if let Ok(media) = self.media() {
+            for s in streams {
+                media.remove_stream_files(s).await;
+            }
+        }
+    }
+
+    /// Deletes a stream and its files. The passthrough stream takes its whole group with it; a
+    /// profile stream leaves the rest of its group.
+    pub async fn delete_stream(&self, p: &Principal, id: &str) -> Result<(), ApiError> {
         p.require_edit()?;
         let row = self.stream_row(p, id).await?;
         let deleted: Vec<String> = if row.profile == "passthrough" {
@@ -988,7 +999,8 @@ impl Store {
                 .execute(&self.pool)
                 .await?;
         }
-        Ok(deleted)
+        self.remove_stream_files(deleted).await;
+        Ok(())
     }
 
     pub async fn counts(&self) -> Result<Counts, ApiError> {
@@ -1425,16 +1437,6 @@ impl Store {
         })
     }
 
-    async fn has_profiles(&self, group_id: &str) -> Result<bool, ApiError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) FROM streams WHERE group_id = $1 AND profile <> 'passthrough'",
-        )
-        .bind(group_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get::<i64, _>(0)? > 0)
-    }
-
     async fn asset_counts(&self, stream_id: &str) -> Result<AssetCounts, ApiError> {
         let rows = sqlx::query(
             "SELECT kind, COUNT(*) AS n FROM assets WHERE stream_id = $1 GROUP BY kind",
@@ -1492,7 +1494,7 @@ impl Store {
             kind: kind.into(),
         };
         let mut hls = vec![link(format!("{base}/hls/{id}/index.m3u8"), "live")];
-        if row.profile == "passthrough" && self.has_profiles(&row.group_id).await? {
+        if row.profile == "passthrough" && row.profile_streams > 0 {
             // The group's ABR playlist: the source plus every running rendition.
             hls.push(link(format!("{base}/hls/{id}/master.m3u8"), "abr"));
         }
@@ -1729,8 +1731,12 @@ fn principal_from_row(r: &AnyRow, key_col: &str) -> Result<Principal, ApiError> 
     })
 }
 
+/// A stream's row with its group's name and source, and how many profile streams its group has
+/// (a passthrough stream lists the group's ABR playlist when there are any).
 const STREAM_SELECT: &str = "SELECT s.id, s.group_id, s.profile, s.streamname, s.created_at, \
-     g.name, g.source FROM streams s JOIN stream_groups g ON g.id = s.group_id";
+     g.name, g.source, (SELECT COUNT(*) FROM streams p WHERE p.group_id = s.group_id \
+     AND p.profile <> 'passthrough') AS profile_streams \
+     FROM streams s JOIN stream_groups g ON g.id = s.group_id";
 
 #[derive(sqlx::FromRow)]
 struct StreamRow {
@@ -1741,6 +1747,7 @@ struct StreamRow {
     created_at: i64,
     name: String,
     source: Option<String>,
+    profile_streams: i64,
 }
 
 const INGEST_SELECT: &str = "SELECT s.id AS stream_id, s.organisation_id, s.profile, g.source \

@@ -91,6 +91,39 @@ test('create a stream with two profiles, sync, summary, then edit through the di
   await expect(row).toContainText('replay');
 });
 
+test('add and remove transcoding profiles from the stream page', async ({ page }) => {
+  const made = await api('/stream', {
+    method: 'POST',
+    body: JSON.stringify({ name: `ladder-${Date.now()}`, transcoding: { profiles: ['360p'] },
+      processing: { thumbnail: { enabled: true, interval: 30 } } }),
+  });
+  expect(made.status).toBe(201);
+  await signIn(page, `/stream/${made.body.id}`);
+  await hydrated(page);
+  const section = page.locator('section.live-processing');
+  await expect(section.getByRole('tab')).toHaveText(['passthrough', '360p']);
+
+  await section.getByRole('button', { name: 'Transcoding' }).click();
+  const dialog = page.getByRole('dialog');
+  await expect(dialog).toContainText('next ingest');
+  await expect(dialog.getByRole('checkbox', { name: /360p/ })).toBeChecked();
+  // Nothing to save until something changes.
+  await expect(dialog.getByRole('button', { name: 'Confirm' })).toBeDisabled();
+  await dialog.getByRole('checkbox', { name: /720p/ }).check();
+  await dialog.getByRole('checkbox', { name: /360p/ }).uncheck();
+  await expect(dialog.getByTestId('profiles-dropped')).toContainText('Removing 360p deletes its stream');
+  await dialog.getByRole('button', { name: 'Confirm' }).click();
+  await expect(dialog).toHaveCount(0);
+
+  // The new profile has a tab, with the passthrough stream's settings.
+  await expect(section.getByRole('tab')).toHaveText(['passthrough', '720p']);
+  await section.getByRole('tab', { name: '720p' }).click();
+  await expect(section.locator('tr[data-process="thumbnail"] td[data-col="interval"]')).toHaveText('30');
+  const all = await api('/streams');
+  const group = all.body.streams.filter((s: any) => s.streamgroup === made.body.streamgroup);
+  expect(group.map((s: any) => s.profile).sort()).toEqual(['720p', 'passthrough']);
+});
+
 test('hydration: the refresh button reloads data without a page load', async ({ page }) => {
   const made = await api('/stream', { method: 'POST', body: JSON.stringify({ name: `refresh-${Date.now()}` }) });
   expect(made.status).toBe(201);
@@ -123,6 +156,21 @@ test('organisation page shows packages; viewer keys cannot edit', async ({ page,
   await other.getByRole('button', { name: 'Sign in' }).click();
   await other.waitForURL(/\/organisation$/);
   await expect(other.locator('tr[data-package="liveProcessing"]')).toContainText('Upgrade needed');
+  // Its admin turns on signed asset URLs, valid for an hour.
+  await hydrated(other);
+  await expect(other.getByTestId('asset-access')).toContainText('Anyone with an asset URL');
+  await other.getByRole('checkbox', { name: 'Require signed URLs' }).check();
+  await other.getByLabel('Valid for (seconds)').fill('3600');
+  await other.locator('section[aria-labelledby="access-title"]').getByRole('button', { name: 'Save' }).click();
+  await expect(other.getByTestId('asset-access')).toContainText('signed URLs');
+  await expect(other.getByTestId('asset-access')).toContainText('valid for 1 h');
+  const seen = await api('/organisation', { headers: { 'X-API-Key': org.body.apiKey } });
+  expect(seen.body.assetAccess).toEqual({ signedUrls: true, ttlSeconds: 3600 });
+  // An out-of-range lifetime is refused with the rule.
+  await other.getByLabel('Valid for (seconds)').fill('5');
+  await other.getByLabel('Valid for (seconds)').evaluate((e: HTMLInputElement) => e.removeAttribute('min'));
+  await other.locator('section[aria-labelledby="access-title"]').getByRole('button', { name: 'Save' }).click();
+  await expect(other.locator('section[aria-labelledby="access-title"]').getByRole('alert')).toContainText('ttlSeconds must be from 60');
   await ctx.close();
 
   const viewer = await api('/keys', { method: 'POST', body: JSON.stringify({ role: 'viewer' }) });

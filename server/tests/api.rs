@@ -398,11 +398,25 @@ async fn profiles_are_added_and_removed_later(b: Backend) {
     .await;
     let group = s["streamgroup"].as_str().unwrap();
     let path = format!("/api/v1/streamgroup/{group}/transcoding");
+    let all = app.get("/api/v1/streams", OP).await.body;
+    let p720 = all["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["streamgroup"] == group && x["profile"] == "720p")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let thumbs = app.state.engine.assets.join("thumbnails").join(&p720);
+    std::fs::create_dir_all(&thumbs).unwrap();
+    std::fs::write(thumbs.join("1.000.jpg"), b"jpeg").unwrap();
     // 720p goes, 480p comes (with the passthrough stream's settings), 360p stays; ladder order.
     let a = app
         .put(&path, OP, json!({"profiles": ["360p", "480p"]}))
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
+    assert!(!thumbs.exists(), "a dropped profile's files go with it");
     let streams = a.body["streams"].as_array().unwrap();
     let profiles: Vec<_> = streams
         .iter()

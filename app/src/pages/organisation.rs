@@ -3,14 +3,18 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::{whoami, SetRecordingRetention};
+use crate::api::{whoami, SetAssetAccess, SetRecordingRetention};
 use crate::components::layout::Layout;
 use crate::components::ErrorNote;
 
 #[component]
 pub fn OrganisationPage() -> impl IntoView {
     let save = ServerAction::<SetRecordingRetention>::new();
-    let who = Resource::new(move || save.version().get(), |_| whoami());
+    let access = ServerAction::<SetAssetAccess>::new();
+    let who = Resource::new(
+        move || (save.version().get(), access.version().get()),
+        |_| whoami(),
+    );
     view! {
         <Title text="Organisation"/>
         <Layout>
@@ -67,6 +71,35 @@ pub fn OrganisationPage() -> impl IntoView {
                                     })}
                                     {move || save.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorNote error=e/> })}
                                 </section>
+                                <section class="card" aria-labelledby="access-title">
+                                    <h2 id="access-title">"Asset access"</h2>
+                                    <p data-testid="asset-access">
+                                        {if m.organisation.asset_access.signed_urls {
+                                            format!("Recordings, replays, thumbnails and motion clips are served only through signed URLs the API hands out; each stays valid for {}.",
+                                                duration(m.organisation.asset_access.ttl_seconds))
+                                        } else {
+                                            "Anyone with an asset URL can fetch it.".to_string()
+                                        }}
+                                        " Public clips' share links work either way."
+                                    </p>
+                                    {(m.role == "admin").then(|| view! {
+                                        <ActionForm action=access>
+                                            <div class="clip-fields">
+                                                <label class="toggle">
+                                                    <input type="checkbox" name="signed" checked=m.organisation.asset_access.signed_urls/>
+                                                    "Require signed URLs"
+                                                </label>
+                                                <label>"Valid for (seconds)"
+                                                    <input type="number" name="ttl_seconds" min="60" max="604800"
+                                                        value=m.organisation.asset_access.ttl_seconds.to_string()/>
+                                                </label>
+                                                <button type="submit">"Save"</button>
+                                            </div>
+                                            <p class="muted">"Saving with signed URLs on makes a new signing key: URLs handed out before stop working."</p>
+                                        </ActionForm>
+                                    })}
+                                    {move || access.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorNote error=e/> })}
+                                </section>
                             }.into_any()
                         }
                         Err(e) => view! { <ErrorNote error=e/> }.into_any(),
@@ -74,5 +107,14 @@ pub fn OrganisationPage() -> impl IntoView {
                 })}
             </Suspense>
         </Layout>
+    }
+}
+
+/// Seconds as the page writes them: "6 h", "90 min", "45 s".
+fn duration(seconds: i64) -> String {
+    match seconds {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
     }
 }

@@ -1,14 +1,14 @@
 //! `/stream/ID`: the stream overview: ingest, and the Live Processing section with a tab per
 //! stream of the group, refresh, the "Edit options" dialog and a details table per process.
 
-use domain::settings::profile_quality;
+use domain::settings::{profile_quality, PROFILES};
 use domain::view::{Me, MotionClipEntry, StreamView, ThumbnailEntry, WebEntry};
 use domain::Processing;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::{stream_group, whoami, SaveProcessing};
+use crate::api::{stream_group, whoami, SaveProcessing, SaveProfiles};
 use crate::components::layout::Layout;
 use crate::components::processing_form::ProcessingForm;
 use crate::components::{CopyButton, ErrorNote, Tabs};
@@ -52,6 +52,7 @@ fn Overview(
     let profiles: Vec<String> = streams.iter().map(|s| s.profile.clone()).collect();
     let active = RwSignal::new(head.profile.clone());
     let editing = RwSignal::new(false);
+    let editing_profiles = RwSignal::new(false);
     let streams = StoredValue::new(streams);
     let current = move || {
         let profile = active.get();
@@ -140,6 +141,7 @@ fn Overview(
                     <button type="button" class="icon" aria-label="Refresh" title="Refresh"
                         on:click=move |_| refresh()>"↻"</button>
                     {can_edit.then(|| view! {
+                        <button type="button" class="secondary" on:click=move |_| editing_profiles.set(true)>"Transcoding"</button>
                         <button type="button" class="secondary" on:click=move |_| editing.set(true)>"Edit options"</button>
                     })}
                 </div>
@@ -152,12 +154,23 @@ fn Overview(
             }}
         </section>
 
-        {move || editing.get().then(|| {
+        {
+            let refetch = refetch.clone();
+            move || editing.get().then(|| {
+                let refetch = refetch.clone();
+                view! {
+                    <EditDialog
+                        streams=streams.get_value()
+                        on_close=move |saved| { editing.set(false); if saved { refetch(); } }/>
+                }
+            })
+        }
+        {move || editing_profiles.get().then(|| {
             let refetch = refetch.clone();
             view! {
-                <EditDialog
+                <ProfilesDialog
                     streams=streams.get_value()
-                    on_close=move |saved| { editing.set(false); if saved { refetch(); } }/>
+                    on_close=move |saved| { editing_profiles.set(false); if saved { refetch(); } }/>
             }
         })}
     }
@@ -381,7 +394,107 @@ fn EditDialog(
     }
 }
 
-/// A process's name as the dashboard writes it.
+/// Adds and removes the group's transcoding profiles; nothing is saved before Confirm.
+#[component]
+fn ProfilesDialog(
+    streams: Vec<StreamView>,
+    on_close: impl Fn(bool) + Clone + Send + Sync + 'static,
+) -> impl IntoView {
+    let live = streams.iter().any(StreamView::is_live);
+    let id = streams[0].id.clone();
+    let had: Vec<String> = streams.iter().map(|s| s.profile.clone()).collect();
+    let chosen = RwSignal::new(had.clone());
+    let save = ServerAction::<SaveProfiles>::new();
+    let dropped = {
+        let had = had.clone();
+        move || {
+            chosen.with(|c| {
+                had.iter()
+                    .filter(|p| !c.contains(p))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+        }
+    };
+    let unchanged =
+        move || chosen.with(|c| c.len() == had.len() && had.iter().all(|p| c.contains(p)));
+    let confirm = move |_| {
+        let profiles = chosen.with_untracked(|c| {
+            PROFILES[1..]
+                .iter()
+                .filter(|p| c.iter().any(|x| x == *p))
+                .map(|p| p.to_string())
+                .collect()
+        });
+        save.dispatch(SaveProfiles {
+            id: id.clone(),
+            profiles,
+        });
+    };
+    let close = on_close.clone();
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = save.value().get() {
+            close(true);
+        }
+    });
+    let error = move || save.value().get().and_then(Result::err);
+    let cancel = on_close.clone();
+    view! {
+        <div class="overlay">
+            <div class="dialog card" role="dialog" aria-modal="true" aria-labelledby="profiles-title">
+                <h2 id="profiles-title">"Transcoding profiles"</h2>
+                <p class="note info">
+                    {if live {
+                        "This stream is live: the new ladder starts at its next ingest (stop and restart the stream)."
+                    } else {
+                        "The new ladder starts at the stream's next ingest."
+                    }}
+                    " New profiles start with the passthrough stream's live processing settings."
+                </p>
+                <div class="profile-choice">
+                    <label class="chip">
+                        <input type="checkbox" checked disabled/>"passthrough "<span class="muted">"source"</span>
+                    </label>
+                    {PROFILES[1..].iter().map(|p| {
+                        let p: &'static str = p;
+                        view! {
+                            <label class="chip">
+                                <input type="checkbox" name="profile" value=p
+                                    prop:checked=move || chosen.with(|c| c.iter().any(|x| x == p))
+                                    on:change=move |ev| {
+                                        let on = event_target_checked(&ev);
+                                        chosen.update(|c| {
+                                            c.retain(|x| x != p);
+                                            if on {
+                                                c.push(p.to_string());
+                                            }
+                                        });
+                                    }/>
+                                {p}" "<span class="muted">{profile_quality(p)}</span>
+                            </label>
+                        }
+                    }).collect_view()}
+                </div>
+                {move || {
+                    let gone = dropped();
+                    (!gone.is_empty()).then(|| view! {
+                        <p class="note warn" role="alert" data-testid="profiles-dropped">
+                            {format!("Removing {} deletes {} stream with its thumbnails, motion clips, recordings and replay.",
+                                gone.join(", "), if gone.len() == 1 { "its" } else { "their" })}
+                        </p>
+                    })
+                }}
+                {move || error().map(|e| view! { <ErrorNote error=e/> })}
+                <div class="actions">
+                    <button type="button" class="secondary" on:click=move |_| cancel(false)>"Cancel"</button>
+                    <button type="button" class="primary" on:click=confirm
+                        disabled=move || unchanged() || save.pending().get()>"Confirm"</button>
+                </div>
+            </div>
+        </div>
+    }
+}
+
 /// What a profile stream's rendition is doing: transcoded from the group's ingest while live.
 fn rendition(stream: &StreamView) -> impl IntoView {
     let player = format!("/playout/{}", stream.id);
@@ -415,6 +528,7 @@ fn rendition(stream: &StreamView) -> impl IntoView {
     body
 }
 
+/// A process's name as the dashboard writes it.
 fn process_label(process: &str) -> &'static str {
     match process {
         "thumbnail" => "Thumbnails",

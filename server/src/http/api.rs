@@ -176,9 +176,7 @@ async fn delete_stream(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Error> {
-    for stream in s.services.store.delete_stream(&p, &id).await? {
-        s.engine.delete_files(&stream).await;
-    }
+    s.services.store.delete_stream(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -279,14 +277,11 @@ async fn update_group_transcoding(
     Path(id): Path<String>,
     Body(t): Body<Transcoding>,
 ) -> Result<Json<StreamList>, Error> {
-    let (streams, deleted) = s
+    let streams = s
         .services
         .store
         .set_group_profiles(&p, &id, &t.profiles, &s.services.urls)
         .await?;
-    for stream in deleted {
-        s.engine.delete_files(&stream).await;
-    }
     Ok(Json(StreamList { streams }))
 }
 

@@ -612,20 +612,6 @@ impl Engine {
         }
     }
 
-    /// Removes the files of a deleted stream (its rows are gone with it).
-    pub async fn delete_files(&self, stream_id: &str) {
-        for kind in ["recordings", "replay", "clips", "thumbnails", "motionclips"] {
-            let dir = self.assets.join(kind).join(stream_id);
-            match tokio::fs::remove_dir_all(&dir).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(dir = %dir.display(), error = %e, "could not delete files")
-                }
-            }
-        }
-    }
-
     /// Registers a finished history file (a thumbnail or motion clip of a session), then trims
     /// the session's history to what its organisation keeps, removing the dropped files and the
     /// file next to each (`sibling`: ".320.jpg" previews, ".mp4" remuxes).
@@ -775,6 +761,10 @@ impl domain::store::MediaEngine for Engine {
     fn remove_files(&self, paths: Vec<String>) -> domain::store::BoxFuture<()> {
         Box::pin(remove_files(self.assets.clone(), paths))
     }
+
+    fn remove_stream_files(&self, stream_id: String) -> domain::store::BoxFuture<()> {
+        Box::pin(remove_stream_files(self.assets.clone(), stream_id))
+    }
 }
 
 /// Holds a stream's place in the live map while its session row is written.
@@ -788,6 +778,18 @@ fn placeholder(stream_id: &str) -> LiveStream {
         bus: Bus::default(),
         stats: StreamStats::default(),
         codecs: Mutex::default(),
+    }
+}
+
+/// Removes the files of a deleted stream (its rows are gone with it).
+async fn remove_stream_files(assets: std::path::PathBuf, stream_id: String) {
+    for kind in ["recordings", "replay", "clips", "thumbnails", "motionclips"] {
+        let dir = assets.join(kind).join(&stream_id);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "could not delete files"),
+        }
     }
 }
 
