@@ -1,5 +1,6 @@
 //! Entry points that feed arbitrary bytes to every parser of untrusted input: the RTMP session
-//! (scuffle-rtmp's handshake, chunks and AMF0, then our FLV demuxer), FLV tag bodies, H.264
+//! (scuffle-rtmp's handshake, chunks and AMF0, then our FLV demuxer), an RTSP camera's side of a
+//! pull (retina's RTSP, SDP and RTP parsing and depacketizers, then our track conversion), FLV tag bodies, H.264
 //! parameter sets and access units (into OpenH264), and the fMP4 readers that crash recovery and
 //! clip cutting run on files a crash may have cut short. `fuzz/` wraps each for cargo-fuzz; the
 //! test below replays the seeds and mutations of them on every CI run.
@@ -15,8 +16,9 @@ use crate::media::ingest::flv::FlvDemuxer;
 pub type Target = fn(&[u8]);
 
 /// The targets, by name, as `fuzz/fuzz_targets/` and `fuzz/seeds/` name them.
-pub const TARGETS: [(&str, Target); 4] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("rtmp_session", rtmp_session),
+    ("rtsp_session", rtsp_session),
     ("flv_tags", flv_tags),
     ("h264_access_unit", h264_access_unit),
     ("fmp4_read", fmp4_read),
@@ -46,6 +48,116 @@ pub fn rtmp_session(data: &[u8]) {
     RUNTIME.with(|rt| {
         let _ = rt.block_on(ServerSession::new(io, handler).run());
     });
+}
+
+/// What an RTSP camera sends to a pull: `data` is the camera's whole side of the connection
+/// (answers to DESCRIBE, SETUP, SETUP and PLAY, then interleaved RTP and RTCP), written at once
+/// on a loopback connection that then closes. The pull's own code connects and converts every
+/// frame as a live pull does, with each video frame's NAL units split as the decoders do.
+pub fn rtsp_session(data: &[u8]) {
+    rtsp_session_events(data);
+}
+
+/// Third-party panics the RTSP pull contains (`rtsp::contained` turns them into a retry), as
+/// panic locations name their files; fuzzing goes on past them.
+const CONTAINED_PANICS: [&str; 1] = ["sdp-types-0.1.8/src/parser.rs"];
+
+thread_local! {
+    static UNEXPECTED_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Lets the contained panics unwind to the pull's guard, as in production (libFuzzer's hook
+/// aborts on every panic), and hands every other panic to the hook before. Installed once.
+fn let_contained_panics_unwind() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let file = info.location().map(|l| l.file()).unwrap_or_default();
+            if !CONTAINED_PANICS.iter().any(|f| file.ends_with(f)) {
+                UNEXPECTED_PANIC.with(|p| p.set(true));
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// [`rtsp_session`], answering how many events the pull made of `data`.
+fn rtsp_session_events(data: &[u8]) -> usize {
+    use crate::media::ingest::rtsp::{connect, contained, next_events, Tracks};
+    let_contained_panics_unwind();
+    UNEXPECTED_PANIC.with(|p| p.set(false));
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+    }
+    let events = RUNTIME.with(|rt| {
+        rt.block_on(async {
+            let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
+                return 0;
+            };
+            let Ok(addr) = listener.local_addr() else {
+                return 0;
+            };
+            let camera = async {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let (mut rx, mut tx) = socket.into_split();
+                let _ = tx.write_all(data).await;
+                let _ = tx.shutdown().await;
+                // Read the client's requests until it hangs up: closing with unread bytes
+                // would reset the connection before the client has read the answers.
+                let mut sink = [0u8; 4096];
+                while matches!(rx.read(&mut sink).await, Ok(n) if n > 0) {}
+            };
+            let client = async {
+                let url = url::Url::parse(&format!("rtsp://{addr}/cam")).expect("a URL");
+                // No TEARDOWN task left behind: it would dial whatever Content-Base said.
+                let options = retina::client::SessionOptions::default()
+                    .teardown(retina::client::TeardownPolicy::Never);
+                let Ok(Ok(mut demuxed)) = contained(connect(url, options)).await else {
+                    return 0;
+                };
+                let mut tracks = Tracks::default();
+                let mut avcc = None;
+                let mut count = 0;
+                while let Ok(Some(Ok(events))) =
+                    contained(next_events(&mut demuxed, &mut tracks)).await
+                {
+                    count += events.len();
+                    for e in events {
+                        match e {
+                            Event::Video(p) => avcc = Some(p.avcc),
+                            Event::Frame(f) if f.track == Track::Video => {
+                                if let Some(Ok((_, length_size))) =
+                                    avcc.as_deref().map(crate::media::picture::parameter_sets)
+                                {
+                                    let _ = crate::media::picture::to_annexb(
+                                        &f.data,
+                                        length_size,
+                                        &mut Vec::new(),
+                                    );
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                count
+            };
+            tokio::join!(camera, client).1
+        })
+    });
+    // A panic the pull caught that is not a known, contained one is a finding.
+    assert!(
+        !UNEXPECTED_PANIC.with(|p| p.get()),
+        "rtsp_session: a panic outside the contained ones"
+    );
+    events
 }
 
 /// The server handler without the engine: publishes are accepted and media goes through the
@@ -192,6 +304,18 @@ mod tests {
             .find(|(n, _)| *n == name)
             .expect("a known target");
         target(&std::fs::read(file).expect("the input file"));
+    }
+
+    /// The RTSP seed gets through DESCRIBE, SETUP and PLAY to both tracks' parameters and
+    /// frames, so its mutations reach every layer.
+    #[test]
+    fn the_rtsp_seed_reaches_frames() {
+        let seed = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fuzz/seeds/rtsp_session/camera-64x48-1s"
+        );
+        let events = super::rtsp_session_events(&std::fs::read(seed).unwrap());
+        assert!(events > 40, "{events} events");
     }
 
     #[test]

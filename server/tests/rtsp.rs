@@ -137,3 +137,66 @@ async fn an_unreachable_source_retries_with_its_error_shown() {
     assert!(!error.is_empty());
     r.stop().await;
 }
+
+/// A fake camera on loopback: answers every connection with `answer` (nothing if empty), then
+/// keeps the connection open until the client hangs up.
+async fn fake_camera(answer: &'static [u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                if matches!(socket.read(&mut request).await, Ok(n) if n > 0) && !answer.is_empty() {
+                    let _ = socket.write_all(answer).await;
+                }
+                while matches!(socket.read(&mut request).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    port
+}
+
+/// A camera that never answers and one whose SDP makes the RTSP client panic (a session-level
+/// line not in key=value form followed by one that is not `m=`; found by fuzzing) each end their own attempt: the source shows why and
+/// keeps being retried, and the server goes on.
+#[tokio::test]
+async fn hostile_cameras_end_their_own_attempts() {
+    const BAD_SDP: &[u8] = b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nContent-Type: application/sdp\r\n\
+Content-Length: 96\r\n\r\nv=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=cam\r\nyy1\r\nt=0 0\r\n\
+m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
+    let r = Running::start().await;
+    let silent = fake_camera(b"").await;
+    let panicking = fake_camera(BAD_SDP).await;
+    let mut ids = Vec::new();
+    for port in [silent, panicking] {
+        let a = r
+            .app
+            .post(
+                "/api/v1/stream",
+                OP,
+                json!({"source": format!("rtsp://127.0.0.1:{port}/cam")}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        ids.push(a.body["id"].as_str().unwrap().to_string());
+    }
+    let s = until(&r, &ids[1], "the panicking camera's retry", |s| {
+        s["ingest"]["sourceState"]["attempts"].as_u64() >= Some(2)
+    })
+    .await;
+    let error = s["ingest"]["sourceState"]["lastError"].as_str().unwrap();
+    assert!(
+        error.starts_with("the RTSP client failed on what the source sent"),
+        "{error}"
+    );
+    let s = until(&r, &ids[0], "the silent camera's timeout", |s| {
+        s["ingest"]["sourceState"]["state"] == "retrying"
+    })
+    .await;
+    let error = s["ingest"]["sourceState"]["lastError"].as_str().unwrap();
+    assert_eq!(error, "no answer from the source in 10 s");
+    assert_eq!(r.app.get("/api/v1/streams", OP).await.status, 200);
+    r.stop().await;
+}

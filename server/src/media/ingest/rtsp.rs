@@ -1,14 +1,16 @@
 //! RTSP pull (retina): one named worker per stream created with an `rtsp://` source. Each worker
 //! repeats connect → play → feed the bus, with capped exponential back-off between attempts, and
-//! shows its state. The only file that touches retina.
+//! shows its state. The only file that touches retina (the fuzz target goes through it too).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
-use retina::client::{PlayOptions, Session, SessionOptions, SetupOptions, Transport};
+use std::panic::AssertUnwindSafe;
+
+use futures::{FutureExt, StreamExt};
+use retina::client::{Demuxed, PlayOptions, Session, SessionOptions, SetupOptions, Transport};
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -97,6 +99,31 @@ impl Supervisor {
     }
 }
 
+/// `f`, with a panic in it turned into an error that ends this attempt only: the RTSP client
+/// can panic on what a camera sends (sdp-types 0.1.8 asserts `m=` after a session-level SDP
+/// line that is not key=value; found by fuzzing), and the worker must retry, not die with the source "connecting".
+pub(crate) async fn contained<T>(f: impl std::future::Future<Output = T>) -> Result<T, String> {
+    AssertUnwindSafe(f).catch_unwind().await.map_err(|panic| {
+        format!(
+            "the RTSP client failed on what the source sent: {}",
+            panic_message(panic.as_ref())
+        )
+    })
+}
+
+/// The text of a panic's payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn set_state(state: &Mutex<SourceState>, f: impl FnOnce(&mut SourceState)) {
     f(&mut state.lock().expect("source state"));
 }
@@ -139,22 +166,12 @@ async fn worker(
     }
 }
 
-/// One connection: DESCRIBE, SETUP the H.264 and AAC streams, PLAY, feed frames until the
-/// source stops or fails.
-async fn run_once(
-    engine: &Arc<Engine>,
-    stream_id: &str,
-    url: &str,
-    state: &Mutex<SourceState>,
-    mut stopped: watch::Receiver<bool>,
-) -> Result<(), String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
-    let mut session = Session::describe(
-        parsed,
-        SessionOptions::default().user_agent("liveproc".into()),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+/// DESCRIBE, SETUP the first H.264 and AAC streams (interleaved over the RTSP connection),
+/// PLAY: a session whose frames are ready to read. Shared with the fuzz target.
+pub(crate) async fn connect(url: url::Url, options: SessionOptions) -> Result<Demuxed, String> {
+    let mut session = Session::describe(url, options.user_agent("liveproc".into()))
+        .await
+        .map_err(|e| e.to_string())?;
     let mut video_i = None;
     let mut audio_i = None;
     for (i, s) in session.streams().iter().enumerate() {
@@ -186,13 +203,124 @@ async fn run_once(
             .await
             .map_err(|e| e.to_string())?;
     }
-    let mut demuxed = session
+    session
         .play(PlayOptions::default())
         .await
         .map_err(|e| e.to_string())?
         .demuxed()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
 
+/// Turns retina's frames into bus events: a track's parameters first (again when they change),
+/// its frames only once they are known. Shared with the fuzz target.
+#[derive(Default)]
+pub(crate) struct Tracks {
+    video: Option<VideoParams>,
+    audio: Option<AudioParams>,
+}
+
+impl Tracks {
+    /// The events of `item`; `parameters` are those of its stream as the session has them now.
+    pub(crate) fn events(
+        &mut self,
+        item: CodecItem,
+        parameters: Option<ParametersRef<'_>>,
+    ) -> Result<Vec<Event>, String> {
+        let mut out = Vec::new();
+        match item {
+            CodecItem::VideoFrame(f) => {
+                if self.video.is_none() || f.has_new_parameters() {
+                    if let Some(ParametersRef::Video(p)) = parameters {
+                        let p = VideoParams::from_avcc(Bytes::copy_from_slice(p.extra_data()))
+                            .map_err(|what| format!("malformed {what}"))?;
+                        out.push(Event::Video(p.clone()));
+                        self.video = Some(p);
+                    }
+                }
+                if self.video.is_some() {
+                    // RTP carries presentation times; cameras rarely use B-frames, so decode
+                    // order is taken to be presentation order.
+                    let t = f.timestamp().elapsed();
+                    out.push(Event::Frame(Frame {
+                        track: Track::Video,
+                        dts: t,
+                        pts: t,
+                        keyframe: f.is_random_access_point(),
+                        data: Bytes::from(f.into_data()),
+                        arrived: std::time::Instant::now(),
+                    }));
+                }
+            }
+            CodecItem::AudioFrame(f) => {
+                if self.audio.is_none() {
+                    if let Some(ParametersRef::Audio(p)) = parameters {
+                        if let Some(p) =
+                            AudioParams::from_asc(Bytes::copy_from_slice(p.extra_data()))
+                        {
+                            out.push(Event::Audio(p.clone()));
+                            self.audio = Some(p);
+                        }
+                    }
+                }
+                if self.audio.is_some() {
+                    // AAC's RTP clock is its sample rate, which is the audio timescale.
+                    let t = f.timestamp().elapsed();
+                    out.push(Event::Frame(Frame {
+                        track: Track::Audio,
+                        dts: t,
+                        pts: t,
+                        keyframe: true,
+                        data: Bytes::copy_from_slice(f.data()),
+                        arrived: std::time::Instant::now(),
+                    }));
+                }
+            }
+            _ => {}
+        }
+        Ok(out)
+    }
+}
+
+/// The stream id of a frame (other items carry none we use).
+fn stream_of(item: &CodecItem) -> Option<usize> {
+    match item {
+        CodecItem::VideoFrame(f) => Some(f.stream_id()),
+        CodecItem::AudioFrame(f) => Some(f.stream_id()),
+        _ => None,
+    }
+}
+
+/// The next item of a session, with the parameters of its stream.
+pub(crate) async fn next_events(
+    demuxed: &mut Demuxed,
+    tracks: &mut Tracks,
+) -> Option<Result<Vec<Event>, String>> {
+    let item = match demuxed.next().await? {
+        Ok(item) => item,
+        Err(e) => return Some(Err(e.to_string())),
+    };
+    let parameters = stream_of(&item)
+        .and_then(|i| demuxed.streams().get(i))
+        .and_then(|s| s.parameters());
+    Some(tracks.events(item, parameters))
+}
+
+/// One connection: connect (an answer within [`STALL`]), then feed frames until the source
+/// stops or fails.
+async fn run_once(
+    engine: &Arc<Engine>,
+    stream_id: &str,
+    url: &str,
+    state: &Mutex<SourceState>,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
+    // A camera that takes the connection and never answers must not hold the source in
+    // "connecting" for ever.
+    let connecting = contained(connect(parsed, SessionOptions::default()));
+    let mut demuxed = tokio::time::timeout(STALL, connecting)
+        .await
+        .map_err(|_| format!("no answer from the source in {} s", STALL.as_secs()))???;
     let target = engine
         .store
         .ingest_target_by_id(stream_id)
@@ -207,76 +335,25 @@ async fn run_once(
         s.state = "live";
         s.last_error = None;
     });
-    let mut video: Option<VideoParams> = None;
-    let mut audio: Option<AudioParams> = None;
+    let mut tracks = Tracks::default();
     let result = loop {
+        let next = contained(next_events(&mut demuxed, &mut tracks));
         let next = tokio::select! {
-            next = tokio::time::timeout(STALL, demuxed.next()) => next,
+            next = tokio::time::timeout(STALL, next) => next,
             _ = stopped.changed() => break Ok(()),
         };
-        let item = match next {
+        let events = match next {
             Err(_) => break Err(format!("no media for {} s", STALL.as_secs())),
-            Ok(None) => break Ok(()),
-            Ok(Some(Err(e))) => break Err(e.to_string()),
-            Ok(Some(Ok(item))) => item,
+            Ok(Err(panic)) => break Err(panic),
+            Ok(Ok(None)) => break Ok(()),
+            Ok(Ok(Some(Err(e)))) => break Err(e),
+            Ok(Ok(Some(Ok(events)))) => events,
         };
-        match item {
-            CodecItem::VideoFrame(f) => {
-                let i = f.stream_id();
-                if video.is_none() || f.has_new_parameters() {
-                    if let Some(ParametersRef::Video(p)) = demuxed.streams()[i].parameters() {
-                        match VideoParams::from_avcc(Bytes::copy_from_slice(p.extra_data())) {
-                            Ok(p) => {
-                                engine.publish(&live, Event::Video(p.clone())).await;
-                                video = Some(p);
-                            }
-                            Err(what) => break Err(format!("malformed {what}")),
-                        }
-                    }
-                }
-                if video.is_none() {
-                    continue;
-                }
-                // RTP carries presentation times; cameras rarely use B-frames, so decode
-                // order is taken to be presentation order.
-                let t = f.timestamp().elapsed();
-                live.publish(Event::Frame(Frame {
-                    track: Track::Video,
-                    dts: t,
-                    pts: t,
-                    keyframe: f.is_random_access_point(),
-                    data: Bytes::from(f.into_data()),
-                    arrived: std::time::Instant::now(),
-                }));
+        for e in events {
+            match e {
+                Event::Frame(f) => live.publish(Event::Frame(f)),
+                params => engine.publish(&live, params).await,
             }
-            CodecItem::AudioFrame(f) => {
-                if audio.is_none() {
-                    if let Some(ParametersRef::Audio(p)) =
-                        demuxed.streams()[f.stream_id()].parameters()
-                    {
-                        if let Some(p) =
-                            AudioParams::from_asc(Bytes::copy_from_slice(p.extra_data()))
-                        {
-                            engine.publish(&live, Event::Audio(p.clone())).await;
-                            audio = Some(p);
-                        }
-                    }
-                }
-                if audio.is_none() {
-                    continue;
-                }
-                // AAC's RTP clock is its sample rate, which is the audio timescale.
-                let t = f.timestamp().elapsed();
-                live.publish(Event::Frame(Frame {
-                    track: Track::Audio,
-                    dts: t,
-                    pts: t,
-                    keyframe: true,
-                    data: Bytes::copy_from_slice(f.data()),
-                    arrived: std::time::Instant::now(),
-                }));
-            }
-            _ => {}
         }
     };
     let reason = match &result {
