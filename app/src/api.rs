@@ -156,15 +156,7 @@ pub async fn set_recording_retention(
     days: String,
 ) -> Result<domain::view::OrganisationView, ApiError> {
     let (s, p) = principal().await?;
-    let days = match days.trim() {
-        "" => None,
-        d => Some(d.parse::<i64>().map_err(|_| {
-            ApiError::from(domain::FieldError {
-                field: "recordingDays".into(),
-                message: format!("recordingDays must be a whole number of days (got {d:?})"),
-            })
-        })?),
-    };
+    let days = optional_whole(&days, "recordingDays", "days")?;
     s.store.set_retention(&p, days, None).await
 }
 
@@ -176,16 +168,22 @@ pub async fn set_asset_access(
     ttl_seconds: String,
 ) -> Result<domain::view::OrganisationView, ApiError> {
     let (s, p) = principal().await?;
-    let ttl = match ttl_seconds.trim() {
-        "" => None,
-        t => Some(t.parse::<i64>().map_err(|_| {
-            ApiError::from(domain::FieldError {
-                field: "ttlSeconds".into(),
-                message: format!("ttlSeconds must be a whole number of seconds (got {t:?})"),
-            })
-        })?),
-    };
+    let ttl = optional_whole(&ttl_seconds, "ttlSeconds", "seconds")?;
     s.store.set_asset_access(&p, signed.is_some(), ttl).await
+}
+
+/// A form's number field: empty is `None`, anything but a whole number is an error on `field`.
+#[cfg(feature = "ssr")]
+fn optional_whole(value: &str, field: &str, unit: &str) -> Result<Option<i64>, ApiError> {
+    match value.trim() {
+        "" => Ok(None),
+        v => v.parse::<i64>().map(Some).map_err(|_| {
+            ApiError::from(domain::FieldError {
+                field: field.into(),
+                message: format!("{field} must be a whole number of {unit} (got {v:?})"),
+            })
+        }),
+    }
 }
 
 /// A session's thumbnails for the replay timeline: (session seconds, preview URL).

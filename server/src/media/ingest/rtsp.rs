@@ -240,15 +240,8 @@ impl Tracks {
                 if self.video.is_some() {
                     // RTP carries presentation times; cameras rarely use B-frames, so decode
                     // order is taken to be presentation order.
-                    let t = f.timestamp().elapsed();
-                    out.push(Event::Frame(Frame {
-                        track: Track::Video,
-                        dts: t,
-                        pts: t,
-                        keyframe: f.is_random_access_point(),
-                        data: Bytes::from(f.into_data()),
-                        arrived: std::time::Instant::now(),
-                    }));
+                    let (t, keyframe) = (f.timestamp().elapsed(), f.is_random_access_point());
+                    out.push(frame(Track::Video, t, keyframe, Bytes::from(f.into_data())));
                 }
             }
             CodecItem::AudioFrame(f) => {
@@ -264,21 +257,26 @@ impl Tracks {
                 }
                 if self.audio.is_some() {
                     // AAC's RTP clock is its sample rate, which is the audio timescale.
-                    let t = f.timestamp().elapsed();
-                    out.push(Event::Frame(Frame {
-                        track: Track::Audio,
-                        dts: t,
-                        pts: t,
-                        keyframe: true,
-                        data: Bytes::copy_from_slice(f.data()),
-                        arrived: std::time::Instant::now(),
-                    }));
+                    let data = Bytes::copy_from_slice(f.data());
+                    out.push(frame(Track::Audio, f.timestamp().elapsed(), true, data));
                 }
             }
             _ => {}
         }
         Ok(out)
     }
+}
+
+/// A frame at RTP time `t` (decode time = presentation time), arriving now.
+fn frame(track: Track, t: i64, keyframe: bool, data: Bytes) -> Event {
+    Event::Frame(Frame {
+        track,
+        dts: t,
+        pts: t,
+        keyframe,
+        data,
+        arrived: std::time::Instant::now(),
+    })
 }
 
 /// The stream id of a frame (other items carry none we use).
