@@ -203,13 +203,12 @@ impl Picture {
         let (w, h) = yuv.dimensions();
         let (w, h) = (w & !1, h & !1);
         let (ys, us, vs) = yuv.strides();
-        let plane = pixels::pack_plane;
         Picture {
             width: w as u32,
             height: h as u32,
-            y: plane(yuv.y(), ys, w, h),
-            u: plane(yuv.u(), us, w / 2, h / 2),
-            v: plane(yuv.v(), vs, w / 2, h / 2),
+            y: pixels::pack_plane(yuv.y(), ys, w, h),
+            u: pixels::pack_plane(yuv.u(), us, w / 2, h / 2),
+            v: pixels::pack_plane(yuv.v(), vs, w / 2, h / 2),
             pts,
             keyframe,
             arrived,

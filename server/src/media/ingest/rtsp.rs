@@ -112,7 +112,7 @@ pub(crate) async fn contained<T>(f: impl std::future::Future<Output = T>) -> Res
 }
 
 /// The text of a panic's payload.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
