@@ -58,7 +58,8 @@ tools_test() {
   tools_build
   apt_install chromium ffmpeg postgresql curl
   # A real RTSP camera for the RTSP pull tests: GStreamer's RTSP server through Python gi.
-  apt_install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+  # GStreamer also publishes over RTMP in the interop tests (gst-launch-1.0: rtmp2sink, librtmp's rtmpsink).
+  apt_install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
     gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   command -v cargo-nextest >/dev/null 2>&1 || cargo_tool cargo-nextest 0.9.143 cargo-nextest
 }

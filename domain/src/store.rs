@@ -53,6 +53,8 @@ pub struct Urls {
     pub public: String,
     /// RTMP ingest base, e.g. `rtmp://host:1935`.
     pub rtmp: String,
+    /// RTMPS ingest base, e.g. `rtmps://host:1936`, when that listener is on.
+    pub rtmps: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1417,6 +1419,10 @@ impl Store {
                     url: format!("{}/live", urls.rtmp),
                     streamname: row.streamname.clone(),
                 },
+                rtmps: urls.rtmps.as_ref().map(|base| RtmpIngest {
+                    url: format!("{base}/live"),
+                    streamname: row.streamname.clone(),
+                }),
                 source: row.source.clone(),
                 source_state: row.source.as_ref().and_then(|_| self.source_state(&row.id)),
             },

@@ -109,6 +109,9 @@ impl StreamView {
 #[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
 pub struct Ingest {
     pub rtmp: RtmpIngest,
+    /// The same over TLS, when the server's RTMPS listener is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtmps: Option<RtmpIngest>,
     /// The rtsp:// URL pulled for this stream, or null for RTMP push.
     pub source: Option<String>,
     /// The pull worker's state, for streams with a source.

@@ -18,6 +18,15 @@ pub struct Config {
     /// RTMP listener.
     #[arg(long, env = "LIVEPROC_RTMP", default_value = "127.0.0.1:1935")]
     pub rtmp: SocketAddr,
+    /// RTMPS listener (RTMP over TLS), off unless set; needs --rtmps-cert and --rtmps-key.
+    #[arg(long, env = "LIVEPROC_RTMPS", requires_all = ["rtmps_cert", "rtmps_key"])]
+    pub rtmps: Option<SocketAddr>,
+    /// PEM certificate chain for RTMPS.
+    #[arg(long = "rtmps-cert", env = "LIVEPROC_RTMPS_CERT")]
+    pub rtmps_cert: Option<PathBuf>,
+    /// PEM private key for RTMPS.
+    #[arg(long = "rtmps-key", env = "LIVEPROC_RTMPS_KEY")]
+    pub rtmps_key: Option<PathBuf>,
     /// Folder for assets and the embedded database.
     #[arg(long, env = "LIVEPROC_DATA", default_value = "./data")]
     pub data: PathBuf,
@@ -95,6 +104,17 @@ impl Config {
 
     /// RTMP base URL for answers: the public host with the RTMP port.
     pub fn rtmp_url(&self) -> String {
+        format!("rtmp://{}:{}", self.public_host(), self.rtmp.port())
+    }
+
+    /// RTMPS base URL for answers, when the RTMPS listener is on.
+    pub fn rtmps_url(&self) -> Option<String> {
+        let port = self.rtmps?.port();
+        Some(format!("rtmps://{}:{port}", self.public_host()))
+    }
+
+    /// The host of the public URL, without its port.
+    fn public_host(&self) -> String {
         let public = self.public_url();
         let host = public
             .split("://")
@@ -108,7 +128,7 @@ impl Config {
             Some(i) if !host[i..].contains(']') => &host[..i],
             _ => host,
         };
-        format!("rtmp://{host}:{}", self.rtmp.port())
+        host.to_string()
     }
 }
 

@@ -1,5 +1,5 @@
 //! Entry points that feed arbitrary bytes to every parser of untrusted input: the RTMP session
-//! (scuffle-rtmp's handshake, chunks and AMF0, then our FLV demuxer), an RTSP camera's side of a
+//! (handshake, our chunk reader and its guard, scuffle-amf0, then our FLV demuxer), an RTSP camera's side of a
 //! pull (retina's RTSP, SDP and RTP parsing and depacketizers, then our track conversion), FLV tag bodies, H.264
 //! parameter sets and access units (into OpenH264), and the fMP4 readers that crash recovery and
 //! clip cutting run on files a crash may have cut short. `fuzz/` wraps each for cargo-fuzz; the
@@ -28,7 +28,6 @@ pub const TARGETS: [(&str, Target); 5] = [
 /// C0, C1 and C2 are through (the harness sends a valid simple handshake first, so inputs
 /// need not rediscover it). The server's answers are discarded.
 pub fn rtmp_session(data: &[u8]) {
-    use scuffle_rtmp::session::server::ServerSession;
     thread_local! {
         static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -36,17 +35,17 @@ pub fn rtmp_session(data: &[u8]) {
             .expect("runtime");
     }
     let mut input = vec![3u8];
-    input.resize(crate::media::ingest::chunk_guard::HANDSHAKE, 0);
+    input.resize(crate::media::ingest::rtmp_guard::HANDSHAKE, 0);
     input.extend_from_slice(data);
-    let io = crate::media::ingest::rtmp::Inbound::new(tokio::io::join(
-        std::io::Cursor::new(input),
-        tokio::io::sink(),
-    ));
-    let handler = DemuxOnly {
+    let mut io = tokio::io::join(std::io::Cursor::new(input), tokio::io::sink());
+    let mut handler = DemuxOnly {
         demux: FlvDemuxer::default(),
     };
     RUNTIME.with(|rt| {
-        let _ = rt.block_on(ServerSession::new(io, handler).run());
+        let _ = rt.block_on(crate::media::ingest::rtmp_session::run(
+            &mut io,
+            &mut handler,
+        ));
     });
 }
 
@@ -171,33 +170,21 @@ struct DemuxOnly {
     demux: FlvDemuxer,
 }
 
-impl scuffle_rtmp::session::server::SessionHandler for DemuxOnly {
-    async fn on_publish(
-        &mut self,
-        _stream_id: u32,
-        _app_name: &str,
-        _stream_name: &str,
-    ) -> Result<(), scuffle_rtmp::session::server::ServerSessionError> {
+impl crate::media::ingest::rtmp_session::Publisher for DemuxOnly {
+    async fn publish(&mut self, _app: &str, _name: &str) -> Result<(), String> {
         Ok(())
     }
 
-    async fn on_unpublish(
+    async fn media(
         &mut self,
-        _stream_id: u32,
-    ) -> Result<(), scuffle_rtmp::session::server::ServerSessionError> {
-        Ok(())
-    }
-
-    async fn on_data(
-        &mut self,
-        _stream_id: u32,
-        data: scuffle_rtmp::session::server::SessionData,
-    ) -> Result<(), scuffle_rtmp::session::server::ServerSessionError> {
-        use scuffle_rtmp::session::server::SessionData;
-        let event = match data {
-            SessionData::Video { timestamp, data } => self.demux.video(timestamp, data),
-            SessionData::Audio { timestamp, data } => self.demux.audio(timestamp, data),
-            SessionData::Amf0 { .. } => Ok(None),
+        kind: crate::media::ingest::rtmp_session::Media,
+        timestamp: u32,
+        data: Bytes,
+    ) -> Result<(), String> {
+        use crate::media::ingest::rtmp_session::Media;
+        let event = match kind {
+            Media::Video => self.demux.video(timestamp, data),
+            Media::Audio => self.demux.audio(timestamp, data),
         };
         match event {
             Ok(Some(event)) => {
@@ -205,9 +192,11 @@ impl scuffle_rtmp::session::server::SessionHandler for DemuxOnly {
                 Ok(())
             }
             Ok(None) => Ok(()),
-            Err(_) => Err(scuffle_rtmp::session::server::ServerSessionError::PublishBeforeConnect),
+            Err(e) => Err(e.to_string()),
         }
     }
+
+    async fn unpublish(&mut self) {}
 }
 
 /// Splits a video frame into NAL units the way the decoders do.

@@ -71,6 +71,7 @@ pub async fn prepare(cfg: &Config) -> anyhow::Result<AppState> {
             urls: Urls {
                 public: cfg.public_url(),
                 rtmp: cfg.rtmp_url(),
+                rtmps: cfg.rtmps_url(),
             },
             auth_failures: Arc::new(domain::auth_failures::AuthFailures::new(
                 cfg.auth_failures_per_minute,
@@ -196,6 +197,7 @@ pub struct Server {
     state: AppState,
     http_listener: tokio::net::TcpListener,
     rtmp_listener: tokio::net::TcpListener,
+    rtmps: Option<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor)>,
     rtmp_limits: media::ingest::rtmp::Limits,
 }
 
@@ -208,12 +210,23 @@ impl Server {
         let rtmp_listener = tokio::net::TcpListener::bind(cfg.rtmp)
             .await
             .with_context(|| format!("binding the RTMP listener {}", cfg.rtmp))?;
+        let rtmps = match (cfg.rtmps, &cfg.rtmps_cert, &cfg.rtmps_key) {
+            (Some(addr), Some(cert), Some(key)) => {
+                let tls = media::ingest::rtmp::tls_acceptor(cert, key)?;
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the RTMPS listener {addr}"))?;
+                Some((listener, tls))
+            }
+            _ => None,
+        };
         Ok(Server {
             http: http_listener.local_addr()?,
             rtmp: rtmp_listener.local_addr()?,
             state,
             http_listener,
             rtmp_listener,
+            rtmps,
             rtmp_limits: media::ingest::rtmp::Limits {
                 total: cfg.rtmp_max_connections,
                 waiting_per_ip: cfg.rtmp_max_waiting_per_ip,
@@ -237,6 +250,7 @@ impl Server {
             database = store.backend(), "liveproc listening");
         let rtmp = tokio::spawn(media::ingest::rtmp::serve(
             self.rtmp_listener,
+            self.rtmps,
             engine.clone(),
             self.rtmp_limits,
         ));

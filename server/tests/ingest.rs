@@ -288,7 +288,7 @@ async fn idle_connections_are_capped_per_address_and_in_total_and_time_out() {
     ];
     let mut seventh = connect_from("127.0.0.4", r.rtmp).await;
     assert!(closed_within(&mut seventh, Duration::from_secs(2)).await);
-    // Idle sockets are closed when their handshake times out (scuffle-rtmp: 2 s); so are those
+    // Idle sockets are closed when their handshake times out (3 s); so are those
     // that left. Their places are free again: a real publisher gets in and goes live.
     drop(others);
     for s in &mut idle {

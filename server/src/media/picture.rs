@@ -21,6 +21,22 @@ pub struct H264 {
 
 const START: [u8; 4] = [0, 0, 0, 1];
 
+/// OpenH264 decodes 8-bit 4:2:0 only; the profiles beyond High would fail every keyframe with
+/// a native error code, so they are named instead.
+fn decodable(avcc: &[u8]) -> Result<(), String> {
+    let name = match avcc.get(1) {
+        Some(110) => "High 10",
+        Some(122) => "High 4:2:2",
+        Some(244) => "High 4:4:4 Predictive",
+        Some(44) => "CAVLC 4:4:4 Intra",
+        _ => return Ok(()),
+    };
+    Err(format!(
+        "H.264 {name} profile cannot be decoded for pictures: the decoder takes 8-bit 4:2:0 \
+         (publish with yuv420p / I420)"
+    ))
+}
+
 impl H264 {
     pub fn new(params: &VideoParams) -> Result<H264, String> {
         Self::from_avcc(&params.avcc)
@@ -28,6 +44,7 @@ impl H264 {
 
     /// From an AVCDecoderConfigurationRecord alone (e.g. a file's `avcC`).
     pub fn from_avcc(avcc: &[u8]) -> Result<H264, String> {
+        decodable(avcc)?;
         let decoder = Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new())
             .map_err(|e| format!("H.264 decoder: {e}"))?;
         let (parameter_sets, length_size) = parameter_sets(avcc)?;
@@ -41,6 +58,7 @@ impl H264 {
     /// Switches to another stream's parameters (the decoder itself is kept): a keyframe decodes
     /// from its own parameter sets, so one decoder serves keyframes of any stream.
     pub fn set_params(&mut self, params: &VideoParams) -> Result<(), String> {
+        decodable(&params.avcc)?;
         (self.parameter_sets, self.length_size) = parameter_sets(&params.avcc)?;
         Ok(())
     }

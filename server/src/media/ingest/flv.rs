@@ -23,6 +23,90 @@ pub struct FlvDemuxer {
     pub audio: Option<AudioParams>,
     /// The decode time the next AAC frame should have, in samples.
     audio_next: Option<i64>,
+    video_clock: VideoClock,
+}
+
+/// RTMP gives milliseconds, so a 30 fps source arrives as 0, 33, 67, 100 (or, truncated, 0, 33,
+/// 66, 100), and a busy publisher's clock adds jitter of its own: 90 kHz times taken from them
+/// as they are put two frames in one frame slot for players and ffmpeg, which guess the frame
+/// rate from them. The clock puts frames on the grid of the common frame rate the stream's
+/// intervals match, each within 0.45 of a frame of its millisecond time; a frame that fits no
+/// slot (a variable frame rate, a gap, a jump) starts a new grid. A grid's rate is the one the
+/// last 16 frames' mean interval matches, or, once 100 frames have been on grids, the long-run
+/// interval, so that 29.97 and 30 fps settle apart.
+#[derive(Default)]
+struct VideoClock {
+    /// The grid's origin: decode time (90 kHz) and source time (ms).
+    anchor: Option<(i64, i64)>,
+    /// The last frame: its index on the grid, decode time and source time.
+    last: Option<(i64, i64, i64)>,
+    /// The grid's frame duration (90 kHz), once chosen.
+    duration: Option<f64>,
+    /// Source milliseconds and frame slots of the grids before this one.
+    history: (i64, i64),
+    /// The source times of the last frames.
+    recent: std::collections::VecDeque<i64>,
+}
+
+impl VideoClock {
+    /// Frame durations (90 kHz) of the rates encoders use: 10 12.5 15 20 23.976 24 25 29.97 30
+    /// 50 59.94 60 120 fps.
+    const GRID: [f64; 13] = [
+        9000.0, 7200.0, 6000.0, 4500.0, 3753.75, 3750.0, 3600.0, 3003.0, 3000.0, 1800.0, 1501.5,
+        1500.0, 750.0,
+    ];
+
+    /// The common frame duration nearest `interval` (90 kHz), if within a quarter of it.
+    fn nearest(interval: f64) -> Option<f64> {
+        Self::GRID
+            .iter()
+            .copied()
+            .min_by(|a, b| (a - interval).abs().total_cmp(&(b - interval).abs()))
+            .filter(|d| (d - interval).abs() <= d * 0.25)
+    }
+
+    /// The decode time (90 kHz) of a frame at `ms`, and the grid's frame duration.
+    fn dts(&mut self, ms: i64) -> (i64, Option<f64>) {
+        let raw = ms * 90;
+        if self.recent.len() == 16 {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(ms);
+        if let (Some((origin, anchor_ms)), Some((last_index, _, last_ms))) =
+            (self.anchor, self.last)
+        {
+            let d = self.duration.or_else(|| {
+                let (history_ms, slots) = self.history;
+                let (first, n) = (self.recent[0], self.recent.len() as i64);
+                let interval = if slots >= 100 {
+                    history_ms as f64 * 90.0 / slots as f64
+                } else {
+                    (ms - first) as f64 * 90.0 / (n - 1) as f64
+                };
+                Self::nearest(interval)
+            });
+            if let Some(d) = d {
+                let index = ((raw - origin) as f64 / d).round() as i64;
+                let on_grid = origin + (index as f64 * d).round() as i64;
+                if index > last_index && ((on_grid - raw) as f64).abs() <= d * 0.45 {
+                    self.duration = Some(d);
+                    self.last = Some((index, on_grid, ms));
+                    return (on_grid, Some(d));
+                }
+            }
+            self.history.0 += last_ms - anchor_ms;
+            self.history.1 += last_index;
+        }
+        // A new grid from this frame, never at or before the last decode time.
+        let dts = match self.last {
+            Some((_, last, _)) if raw <= last => last + 1,
+            _ => raw,
+        };
+        self.anchor = Some((dts, ms));
+        self.last = Some((0, dts, ms));
+        self.duration = None;
+        (dts, None)
+    }
 }
 
 impl FlvDemuxer {
@@ -66,11 +150,17 @@ impl FlvDemuxer {
                 Ok(Some(Event::Video(params)))
             }
             1 if self.video.is_some() && !body.is_empty() => {
-                let dts = i64::from(timestamp) * 90;
+                let (dts, duration) = self.video_clock.dts(i64::from(timestamp));
+                // The composition offset is whole frames too, when there is a grid.
+                let offset = f64::from(cts) * 90.0;
+                let offset = match duration {
+                    Some(d) => ((offset / d).round() * d).round() as i64,
+                    None => offset as i64,
+                };
                 Ok(Some(Event::Frame(Frame {
                     track: Track::Video,
                     dts,
-                    pts: dts + i64::from(cts) * 90,
+                    pts: dts + offset,
                     keyframe: frame_type == 1,
                     data: body,
                     arrived: std::time::Instant::now(),
@@ -215,5 +305,39 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn millisecond_times_land_on_the_frame_grid() {
+        // 30 fps as GStreamer stamps it (truncated, from 15 ms), two frames dropped at 10.
+        let mut clock = VideoClock::default();
+        let frames: Vec<i64> = (0..60).filter(|k| !(10..12).contains(k)).collect();
+        for k in frames {
+            let t = 15 + k * 1000 / 30;
+            assert_eq!(clock.dts(t).0, 1350 + k * 3000, "frame {k} at {t} ms");
+        }
+        // 29.97 fps rounded to ms settles on 3003 (once the long-run interval tells).
+        let mut clock = VideoClock::default();
+        let last = (0..1200)
+            .map(|k| clock.dts((k as f64 * 1001.0 / 30.0).round() as i64).0)
+            .collect::<Vec<_>>();
+        assert_eq!(last[1199] - last[1198], 3003);
+        assert!(last.windows(2).all(|w| w[1] > w[0]));
+        // A busy publisher's clock, ±6 ms around 30 fps, stays on the 30 fps grid.
+        let mut clock = VideoClock::default();
+        let jitter = [0, 6, -5, 3, -6, 0, 4];
+        let dts: Vec<i64> = (0..90)
+            .map(|k| clock.dts(1000 + k * 1000 / 30 + jitter[k as usize % 7]).0)
+            .collect();
+        // 16 jittery frames cannot tell 30 from 29.97 fps: either cadence, but one.
+        let step = dts[11] - dts[10];
+        assert!(step == 3000 || step == 3003, "{dts:?}");
+        assert!(dts[10..].windows(2).all(|w| w[1] - w[0] == step), "{dts:?}");
+        assert!(dts.windows(2).all(|w| w[1] > w[0]), "{dts:?}");
+        // A clock that jumps 10 s forward and back stays strictly increasing.
+        let mut clock = VideoClock::default();
+        let jumpy = [0, 40, 80, 10_080, 10_120, 120, 160, 200];
+        let dts: Vec<i64> = jumpy.iter().map(|&t| clock.dts(t).0).collect();
+        assert!(dts.windows(2).all(|w| w[1] > w[0]), "{dts:?}");
     }
 }

@@ -1,6 +1,8 @@
 //! Ingest: protocols that turn a publisher into frames on a stream's bus.
 
-pub mod chunk_guard;
 pub mod flv;
 pub mod rtmp;
+pub mod rtmp_chunks;
+pub mod rtmp_guard;
+pub mod rtmp_session;
 pub mod rtsp;

@@ -1,24 +1,23 @@
-//! RTMP ingest (scuffle-rtmp): `rtmp://HOST/live/STREAMNAME`, or `/rec/STREAMNAME` to force
+//! RTMP and RTMPS ingest: `rtmp://HOST/live/STREAMNAME`, or `/rec/STREAMNAME` to force
 //! recording. Each connection is its own task; whatever a peer does ends only its own session.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use scuffle_rtmp::session::server::{
-    ServerSession, ServerSessionError, SessionData, SessionHandler,
-};
+use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_io_timeout::TimeoutStream;
+use tokio_rustls::TlsAcceptor;
 
-use super::flv::{DemuxError, FlvDemuxer};
-use crate::media::frame::Event;
+use super::flv::FlvDemuxer;
+use super::rtmp_session::{self, Media, Publisher, SessionError};
 use crate::media::{Engine, LiveStream, Refusal};
 
-/// A publisher that sends nothing for this long is gone (scuffle-rtmp has no data timeout of
-/// its own; its handshake timeout is 2 s).
+/// A publisher that sends nothing for this long is gone.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -91,13 +90,37 @@ impl Gate {
     }
 }
 
-pub async fn serve(listener: TcpListener, engine: Arc<Engine>, limits: Limits) {
+/// Accepts publishers on the RTMP listener and, when it is on, the RTMPS one; both count
+/// against the same limits.
+pub async fn serve(
+    rtmp: TcpListener,
+    rtmps: Option<(TcpListener, TlsAcceptor)>,
+    engine: Arc<Engine>,
+    limits: Limits,
+) {
     let gate = Arc::new(Gate::default());
+    let plain = accept(rtmp, None, engine.clone(), gate.clone(), limits);
+    match rtmps {
+        Some((listener, tls)) => {
+            tokio::join!(plain, accept(listener, Some(tls), engine, gate, limits));
+        }
+        None => plain.await,
+    }
+}
+
+async fn accept(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    engine: Arc<Engine>,
+    gate: Arc<Gate>,
+    limits: Limits,
+) {
     loop {
         match listener.accept().await {
             Ok((socket, peer)) => match gate.admit(peer.ip(), limits) {
                 Ok(places) => {
-                    tokio::spawn(connection(socket, peer, engine.clone(), places));
+                    let connection = connection(socket, peer, engine.clone(), tls.clone(), places);
+                    tokio::spawn(connection);
                 }
                 // Dropping the socket closes it; the peer learns nothing more.
                 Err(why) => tracing::warn!(%peer, reason = %why, "rtmp: connection refused"),
@@ -111,138 +134,91 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, limits: Limits) {
     }
 }
 
-/// What the handler leaves behind for the connection task, which outlives it.
-#[derive(Default)]
-struct Outcome {
-    live: Option<Arc<LiveStream>>,
-    refusal: Option<String>,
+/// The TLS side of RTMPS from PEM files: a certificate chain and its private key.
+pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+    use anyhow::Context;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("reading the RTMPS certificate {}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("reading the RTMPS key {}", key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS versions")?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .context("the RTMPS certificate and key do not go together")?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
+
+/// An accepted connection, over TCP or TLS (RTMPS).
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Io for T {}
 
 async fn connection(
     socket: TcpStream,
     peer: SocketAddr,
     engine: Arc<Engine>,
+    tls: Option<TlsAcceptor>,
     (_open, waiting): (OpenGuard, WaitingGuard),
 ) {
     let _ = socket.set_nodelay(true);
-    let mut io = TimeoutStream::new(socket);
-    io.set_read_timeout(Some(READ_TIMEOUT));
-    io.set_write_timeout(Some(WRITE_TIMEOUT));
-    let outcome = Arc::new(Mutex::new(Outcome::default()));
     let (published_tx, published_rx) = tokio::sync::oneshot::channel();
-    let handler = Handler {
+    let mut handler = Handler {
         engine: engine.clone(),
         peer,
         demux: FlvDemuxer::default(),
         live: None,
-        outcome: outcome.clone(),
         waiting: Some((waiting, published_tx)),
     };
-    // Boxed and pinned, the timeout wrapper is `Unpin`, as scuffle-rtmp asks.
-    let run = ServerSession::new(Inbound::new(Box::pin(io)), handler).run();
     let deadline = async {
         if let Ok(Ok(())) = tokio::time::timeout(PUBLISH_DEADLINE, published_rx).await {
             std::future::pending::<()>().await; // publishing: no deadline
         }
     };
+    let session = async {
+        match tls {
+            Some(acceptor) => match acceptor.accept(socket).await {
+                Ok(stream) => session(stream, &mut handler).await,
+                Err(e) => Err(SessionError::Io(e)),
+            },
+            None => session(socket, &mut handler).await,
+        }
+    };
     let result = tokio::select! {
         biased;
-        r = run => r,
+        r = session => r,
         () = deadline => {
             tracing::warn!(%peer, "rtmp: no publish within {} s; connection closed", PUBLISH_DEADLINE.as_secs());
             return;
         }
     };
-    let (live, refusal) = {
-        let mut o = outcome.lock().expect("rtmp outcome");
-        (o.live.take(), o.refusal.take())
-    };
-    let reason = match (&refusal, &result) {
-        (Some(r), _) => {
+    let reason = match &result {
+        Ok(()) => "publisher disconnected".to_string(),
+        Err(SessionError::Refused(r)) => {
             tracing::warn!(%peer, reason = %r, "rtmp: publisher refused");
-            "refused: ".to_string() + r
+            format!("refused: {r}")
         }
-        (None, Ok(_)) => "publisher disconnected".to_string(),
-        (None, Err(e)) => {
+        Err(e) => {
             tracing::info!(%peer, error = %e, "rtmp: connection ended");
             format!("connection error: {e}")
         }
     };
-    if let Some(live) = live {
+    if let Some(live) = handler.live.take() {
         engine.stop(&live, &reason).await;
     }
 }
 
-/// What the peer sends, checked before scuffle-rtmp reads it.
-///
-/// - A read of zero bytes (the peer shut down its side) becomes an `UnexpectedEof` error:
-///   scuffle-rtmp's handshake reads until it has 1537 bytes without checking for the end of the
-///   stream, so a peer that sends a few bytes and half-closes would spin that loop (found while
-///   writing the fuzz harness). After the handshake, scuffle-rtmp counts `UnexpectedEof` as the
-///   client closing.
-/// - [`ChunkGuard`] refuses messages whose declared sizes would make scuffle-rtmp allocate
-///   gigabytes (found by fuzzing).
-pub struct Inbound<S> {
-    io: S,
-    guard: super::chunk_guard::ChunkGuard,
-}
-
-impl<S> Inbound<S> {
-    pub fn new(io: S) -> Self {
-        Inbound {
-            io,
-            guard: Default::default(),
-        }
-    }
-}
-
-impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Inbound<S> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        use std::task::Poll;
-        let before = buf.filled().len();
-        let this = &mut *self;
-        match std::pin::Pin::new(&mut this.io).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => {
-                Poll::Ready(Err(std::io::ErrorKind::UnexpectedEof.into()))
-            }
-            Poll::Ready(Ok(())) => match this.guard.feed(&buf.filled()[before..]) {
-                Ok(()) => Poll::Ready(Ok(())),
-                Err(why) => Poll::Ready(Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    why,
-                ))),
-            },
-            other => other,
-        }
-    }
-}
-
-impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Inbound<S> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
-    }
+/// One session on `socket` with read and write timeouts.
+async fn session<S: Io>(socket: S, handler: &mut Handler) -> Result<(), SessionError> {
+    let mut io = TimeoutStream::new(socket);
+    io.set_read_timeout(Some(READ_TIMEOUT));
+    io.set_write_timeout(Some(WRITE_TIMEOUT));
+    rtmp_session::run(&mut Box::pin(io), handler).await
 }
 
 struct Handler {
@@ -250,27 +226,22 @@ struct Handler {
     peer: SocketAddr,
     demux: FlvDemuxer,
     live: Option<Arc<LiveStream>>,
-    outcome: Arc<Mutex<Outcome>>,
     /// Until the peer publishes: its place among waiting connections, and the signal that
     /// lifts the publish deadline.
     waiting: Option<(WaitingGuard, tokio::sync::oneshot::Sender<()>)>,
 }
 
 impl Handler {
-    /// Records why the peer is refused and gives scuffle-rtmp an error that closes it.
-    fn refuse(&self, reason: String) -> ServerSessionError {
-        self.outcome.lock().expect("rtmp outcome").refusal = Some(reason);
-        // scuffle-rtmp has no "refused" error; this one ends the session, and our log says why.
-        ServerSessionError::PublishBeforeConnect
-    }
-
-    async fn publish(&mut self, app: &str, stream_name: &str) -> Result<(), Refusal> {
+    async fn start(&mut self, app: &str, stream_name: &str) -> Result<(), Refusal> {
+        // Encoders append queries (`name?token=…`, `live?key=…`) and instances
+        // (`live/_definst_`): the application is the first path segment, the name what
+        // precedes a query.
+        let app = app.split(['?', '/']).next().unwrap_or_default();
         let forced_recording = match app {
             "live" => false,
             "rec" => true,
             other => return Err(Refusal::UnknownApp(other.to_string())),
         };
-        // Encoders sometimes append a query (`name?token=…`): the name is what precedes it.
         let name = stream_name.split('?').next().unwrap_or_default();
         let target = self
             .engine
@@ -284,7 +255,6 @@ impl Handler {
             .start(&target, "rtmp", Some(app), forced_recording)
             .await?;
         tracing::info!(peer = %self.peer, app, stream = %target.stream_id, "rtmp: publishing");
-        self.outcome.lock().expect("rtmp outcome").live = Some(live.clone());
         self.live = Some(live);
         if let Some((place, published)) = self.waiting.take() {
             drop(place);
@@ -292,13 +262,20 @@ impl Handler {
         }
         Ok(())
     }
+}
 
-    async fn media(
-        &mut self,
-        event: Result<Option<Event>, DemuxError>,
-    ) -> Result<(), ServerSessionError> {
+impl Publisher for Handler {
+    async fn publish(&mut self, app: &str, name: &str) -> Result<(), String> {
+        self.start(app, name).await.map_err(|r| r.to_string())
+    }
+
+    async fn media(&mut self, kind: Media, timestamp: u32, data: Bytes) -> Result<(), String> {
         let Some(live) = self.live.clone() else {
-            return Ok(()); // data before publish: nothing to feed
+            return Ok(());
+        };
+        let event = match kind {
+            Media::Video => self.demux.video(timestamp, data),
+            Media::Audio => self.demux.audio(timestamp, data),
         };
         match event {
             Ok(Some(event)) => {
@@ -306,49 +283,13 @@ impl Handler {
                 Ok(())
             }
             Ok(None) => Ok(()),
-            Err(e) => Err(self.refuse(e.to_string())),
+            Err(e) => Err(e.to_string()),
         }
     }
-}
 
-impl SessionHandler for Handler {
-    async fn on_publish(
-        &mut self,
-        _stream_id: u32,
-        app_name: &str,
-        stream_name: &str,
-    ) -> Result<(), ServerSessionError> {
-        if self.live.is_some() {
-            return Err(self.refuse("a second publish on one connection".into()));
-        }
-        self.publish(app_name, stream_name)
-            .await
-            .map_err(|r| self.refuse(r.to_string()))
-    }
-
-    async fn on_unpublish(&mut self, _stream_id: u32) -> Result<(), ServerSessionError> {
+    async fn unpublish(&mut self) {
         if let Some(live) = self.live.take() {
-            self.outcome.lock().expect("rtmp outcome").live = None;
             self.engine.stop(&live, "publisher stopped").await;
-        }
-        Ok(())
-    }
-
-    async fn on_data(
-        &mut self,
-        _stream_id: u32,
-        data: SessionData,
-    ) -> Result<(), ServerSessionError> {
-        match data {
-            SessionData::Video { timestamp, data } => {
-                let event = self.demux.video(timestamp, data);
-                self.media(event).await
-            }
-            SessionData::Audio { timestamp, data } => {
-                let event = self.demux.audio(timestamp, data);
-                self.media(event).await
-            }
-            SessionData::Amf0 { .. } => Ok(()), // onMetaData: the codec headers say it better
         }
     }
 }
