@@ -76,6 +76,11 @@ fn Overview(
                 <dt>"RTMP URL"</dt>
                 <dd><code data-testid="ingest-url">{head.ingest.rtmp.url.clone()}</code>
                     <CopyButton text=head.ingest.rtmp.url.clone() label="Copy RTMP URL"/></dd>
+                {head.ingest.rtmps.clone().map(|r| view! {
+                    <dt>"RTMPS URL"</dt>
+                    <dd><code data-testid="ingest-rtmps-url">{r.url.clone()}</code>
+                        <CopyButton text=r.url label="Copy RTMPS URL"/></dd>
+                })}
                 <dt>"Stream name"</dt>
                 <dd><code data-testid="ingest-streamname">{head.ingest.rtmp.streamname.clone()}</code>
                     <CopyButton text=head.ingest.rtmp.streamname.clone() label="Copy stream name"/></dd>
