@@ -1120,6 +1120,21 @@ impl Store {
         Ok(())
     }
 
+    /// Adds a warning to a session: something dropped or refused, said on the stream.
+    pub async fn add_session_warning(&self, id: &str, warning: &str) -> Result<(), ApiError> {
+        let line = warning.replace('\n', " ");
+        sqlx::query(
+            "UPDATE sessions SET warnings = CASE WHEN warnings IS NULL THEN $1 \
+             ELSE warnings || $2 END WHERE id = $3",
+        )
+        .bind(&line)
+        .bind(format!("\n{line}"))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// At start-up: sessions a crash left open end now. Answers how many.
     pub async fn close_open_sessions(&self) -> Result<u64, ApiError> {
         Ok(sqlx::query(
@@ -1134,7 +1149,7 @@ impl Store {
     async fn sessions(&self, stream_id: &str, limit: i64) -> Result<Vec<SessionView>, ApiError> {
         let rows = sqlx::query_as::<_, SessionRow>(
             "SELECT id, started_at, ended_at, source, app, video_codec, audio_codec, width, height, \
-             audio_sample_rate, end_reason FROM sessions WHERE stream_id = $1 \
+             audio_sample_rate, end_reason, warnings FROM sessions WHERE stream_id = $1 \
              ORDER BY started_at DESC LIMIT $2",
         )
         .bind(stream_id)
@@ -1155,6 +1170,10 @@ impl Store {
                 height: r.height,
                 audio_sample_rate: r.audio_sample_rate,
                 end_reason: r.end_reason,
+                warnings: r
+                    .warnings
+                    .map(|w| w.lines().map(String::from).collect())
+                    .unwrap_or_default(),
             })
             .collect())
     }
@@ -1417,10 +1436,12 @@ impl Store {
             ingest: Ingest {
                 rtmp: RtmpIngest {
                     url: format!("{}/live", urls.rtmp),
+                    rec_url: format!("{}/rec", urls.rtmp),
                     streamname: row.streamname.clone(),
                 },
                 rtmps: urls.rtmps.as_ref().map(|base| RtmpIngest {
                     url: format!("{base}/live"),
+                    rec_url: format!("{base}/rec"),
                     streamname: row.streamname.clone(),
                 }),
                 source: row.source.clone(),
@@ -1818,6 +1839,7 @@ struct SessionRow {
     height: Option<i64>,
     audio_sample_rate: Option<i64>,
     end_reason: Option<String>,
+    warnings: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]

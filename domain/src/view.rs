@@ -97,6 +97,10 @@ pub struct SessionView {
     pub height: Option<i64>,
     pub audio_sample_rate: Option<i64>,
     pub end_reason: Option<String>,
+    /// What the session dropped or refused, and why (a track the server cannot carry, a
+    /// second publisher turned away).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl StreamView {
@@ -134,7 +138,11 @@ pub struct SourceState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
 pub struct RtmpIngest {
+    /// The `live` application: processed as the stream's settings say.
     pub url: String,
+    /// The `rec` application: the same, with recording forced on.
+    #[serde(rename = "recUrl")]
+    pub rec_url: String,
     pub streamname: String,
 }
 

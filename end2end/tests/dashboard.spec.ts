@@ -53,6 +53,8 @@ test('create a stream with two profiles, sync, summary, then edit through the di
   await hydrated(page);
   await expect(page.getByRole('heading', { name })).toBeVisible();
   await expect(page.getByTestId('ingest-url')).toContainText('rtmp://');
+  await expect(page.getByTestId('ingest-url')).toHaveText(/\/live$/);
+  await expect(page.getByTestId('ingest-rec-url')).toHaveText(/^rtmp:\/\/.*\/rec$/);
 
   const section = page.locator('section.live-processing');
   await expect(section.getByRole('tab')).toHaveText(['passthrough', '720p', '360p']);

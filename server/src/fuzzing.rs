@@ -123,7 +123,7 @@ fn rtsp_session_events(data: &[u8]) -> usize {
                 // No TEARDOWN task left behind: it would dial whatever Content-Base said.
                 let options = retina::client::SessionOptions::default()
                     .teardown(retina::client::TeardownPolicy::Never);
-                let Ok(Ok(mut demuxed)) = contained(connect(url, options)).await else {
+                let Ok(Ok((mut demuxed, _))) = contained(connect(url, options)).await else {
                     return 0;
                 };
                 let mut tracks = Tracks::default();

@@ -131,6 +131,11 @@ async fn unknown_key_and_second_publisher_are_refused_first_continues() {
     let s = stream(&r, &id).await;
     assert_eq!(s["state"], "live", "the first publisher continues");
     let session = s["sessions"][0]["id"].clone();
+    let warnings = s["sessions"][0]["warnings"].to_string();
+    assert!(
+        warnings.contains("second publisher") && warnings.contains("127.0.0.1"),
+        "the refusal is said on the live session: {warnings}"
+    );
     assert!(wait_exit(first, Duration::from_secs(30)).await.success());
     let s = until(&r, &id, "idle", |s| s["state"] == "idle").await;
     assert_eq!(

@@ -59,32 +59,11 @@ fn shell_words(s: &str) -> Vec<String> {
     words
 }
 
-/// ffmpeg publishing SECONDS of 640×360 x264 (High, B-frames) + AAC to `url`, with `extra`
-/// options before the output.
-fn ffmpeg_to(url: &str, extra: &[&str]) -> Child {
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", &SECONDS.to_string()])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-profile:v",
-            "high",
-        ])
-        .args(["-pix_fmt", "yuv420p", "-bf", "2", "-g", "60"])
-        .args(["-c:a", "aac", "-b:a", "64k", "-f", "flv"])
-        .args(extra)
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ffmpeg is installed")
-}
+/// ffmpeg (x264 High with B-frames + AAC, 640×360) for SECONDS.
+const FFMPEG: Publish = Publish {
+    seconds: SECONDS,
+    ..SMALL
+};
 
 /// A stream with every process on.
 async fn all_processes(r: &Running) -> (String, String) {
@@ -210,7 +189,7 @@ fn assert_decodes_clean(file: &std::path::Path, what: &str) {
 async fn ffmpeg_publishes() {
     let r = Running::start().await;
     let (id, name) = all_processes(&r).await;
-    let client = ffmpeg_to(&format!("rtmp://{}/live/{name}", r.rtmp), &[]);
+    let client = ffmpeg(r.rtmp, "live", &name, &FFMPEG);
     check(&r, &id, client, "ffmpeg").await;
     r.stop().await;
 }
@@ -262,10 +241,14 @@ async fn ffmpeg_publishes_over_rtmps() {
         format!("rtmps://localhost:{port}/live"),
         "the stream object lists the RTMPS URL: {s}"
     );
+    assert_eq!(
+        s["ingest"]["rtmps"]["recUrl"],
+        format!("rtmps://localhost:{port}/rec")
+    );
     // ffmpeg checks the certificate against the one made here.
     let url = format!("rtmps://localhost:{port}/live/{name}");
     let ca = cert_file.to_str().unwrap();
-    let client = ffmpeg_to(&url, &["-tls_verify", "1", "-ca_file", ca]);
+    let client = ffmpeg_to(&url, &FFMPEG, &["-tls_verify", "1", "-ca_file", ca]);
     check(&r, &id, client, "ffmpeg over RTMPS").await;
 
     // A plain RTMP client on the TLS port gets nowhere, and the server goes on.
@@ -287,13 +270,35 @@ async fn ffmpeg_publishes_over_rtmps() {
     r.stop().await;
 }
 
-/// The stream object without RTMPS lists no `rtmps` entry.
+/// The stream object lists the `live` and `rec` URLs; without RTMPS, no `rtmps` entry.
 #[tokio::test]
 async fn without_rtmps_the_stream_lists_rtmp_only() {
     let r = Running::start().await;
-    let (id, _) = create(&r).await;
+    let (id, name) = create(&r).await;
     let s = r.app.get(&format!("/api/v1/stream/{id}"), OP).await.body;
-    assert!(s["ingest"]["rtmp"]["url"].is_string());
+    let rtmp = &s["ingest"]["rtmp"];
+    let url = rtmp["url"].as_str().unwrap();
+    assert!(url.starts_with("rtmp://") && url.ends_with("/live"), "{s}");
+    assert_eq!(rtmp["recUrl"], url.replace("/live", "/rec"), "{s}");
+    assert_eq!(rtmp["streamname"], name);
     assert!(s["ingest"].get("rtmps").is_none(), "{s}");
+    r.stop().await;
+}
+
+/// A refused publisher is told why in the protocol (an error `onStatus`), not only closed.
+#[tokio::test]
+async fn a_refused_publisher_is_told_why() {
+    let r = Running::start().await;
+    let client = ffmpeg(r.rtmp, "live", "no-such-stream", &FFMPEG);
+    let out = tokio::task::spawn_blocking(move || client.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("unknown stream name") && said.contains("no-such-stream"),
+        "ffmpeg was told: {said}"
+    );
     r.stop().await;
 }

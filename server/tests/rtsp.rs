@@ -12,10 +12,16 @@ struct Camera(Child);
 
 impl Camera {
     fn start(port: u16) -> Camera {
+        Self::of_kind(port, "h264-aac")
+    }
+
+    /// A camera sending `kind` (see tests/support/rtsp_server.py).
+    fn of_kind(port: u16, kind: &str) -> Camera {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/rtsp_server.py");
         let mut child = Command::new("/usr/bin/python3")
             .arg(script)
             .arg(port.to_string())
+            .arg(kind)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -199,4 +205,66 @@ m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
     assert_eq!(error, "no answer from the source in 10 s");
     assert_eq!(r.app.get("/api/v1/streams", OP).await.status, 200);
     r.stop().await;
+}
+
+/// Tracks liveproc cannot carry yet are not lost in silence: the session says which and why,
+/// the dashboard shows it, and /metrics counts it. G.711 audio (the usual IP-camera default)
+/// and H.265 video (what most cameras sold today default to).
+#[tokio::test]
+async fn dropped_camera_tracks_are_said_on_the_session() {
+    for (kind, codec, kept) in [
+        ("h264-pcma", "G.711 A-law", "width"),
+        ("h265-aac", "H.265", "audioCodec"),
+    ] {
+        let port = free_port();
+        let _camera = Camera::of_kind(port, kind);
+        let r = Running::start().await;
+        let url = format!("rtsp://127.0.0.1:{port}/cam");
+        let a = r
+            .app
+            .post("/api/v1/stream", OP, json!({"name": kind, "source": url}))
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        let id = a.body["id"].as_str().unwrap().to_string();
+        let s = until(&r, &id, &format!("{kind}: live with a warning"), |s| {
+            let session = &s["sessions"][0];
+            s["state"] == "live"
+                && !session[kept].is_null()
+                && session["warnings"]
+                    .as_array()
+                    .is_some_and(|w| !w.is_empty())
+        })
+        .await;
+        let warnings = s["sessions"][0]["warnings"].to_string();
+        assert!(
+            warnings.contains(codec) && warnings.contains("dropped"),
+            "{kind}: {warnings}"
+        );
+        // The stream page, signed in, says it too.
+        let token = r
+            .app
+            .state
+            .services
+            .store
+            .sign_in(OP)
+            .await
+            .unwrap()
+            .unwrap();
+        let req = axum::http::Request::get(format!("/stream/{id}"))
+            .header("cookie", format!("liveproc_session={token}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let page = r.app.send(req).await;
+        assert!(
+            page.text.contains("session-warnings") && page.text.contains(codec),
+            "{kind}: the stream page says it: {}",
+            page.text
+        );
+        let metrics = r.app.get("/metrics", OP).await.text;
+        assert!(
+            metrics.contains("liveproc_session_warnings_total{kind=\"track_dropped\"} 1"),
+            "{kind}: {metrics}"
+        );
+        r.stop().await;
+    }
 }

@@ -76,6 +76,10 @@ fn Overview(
                 <dt>"RTMP URL"</dt>
                 <dd><code data-testid="ingest-url">{head.ingest.rtmp.url.clone()}</code>
                     <CopyButton text=head.ingest.rtmp.url.clone() label="Copy RTMP URL"/></dd>
+                <dt>"RTMP URL with recording"</dt>
+                <dd><code data-testid="ingest-rec-url">{head.ingest.rtmp.rec_url.clone()}</code>
+                    <CopyButton text=head.ingest.rtmp.rec_url.clone() label="Copy RTMP recording URL"/>
+                    <span class="muted">" records every session, whatever the settings say"</span></dd>
                 {head.ingest.rtmps.clone().map(|r| view! {
                     <dt>"RTMPS URL"</dt>
                     <dd><code data-testid="ingest-rtmps-url">{r.url.clone()}</code>
@@ -130,12 +134,19 @@ fn Overview(
                 None => view! { <p class="muted">"Idle: no ingest right now. Push to the RTMP URL above to go live."</p> }.into_any(),
             }}
             {head.sessions.first().cloned().map(|s| view! {
-                <p class="muted">"Last session: "{s.started_at.clone()}
+                <p class="muted" data-testid="last-session">"Last session: "{s.started_at.clone()}
                     {s.video_codec.map(|v| format!(" · {v}")).unwrap_or_default()}
                     {s.width.map(|w| format!(" {w}×{}", s.height.unwrap_or_default())).unwrap_or_default()}
                     {s.audio_codec.map(|a| format!(" · {a}")).unwrap_or_default()}
                     {s.ended_at.map(|e| format!(" · ended {e}")).unwrap_or_default()}
+                    {s.end_reason.map(|r| format!(" ({r})")).unwrap_or_default()}
                 </p>
+                {(!s.warnings.is_empty()).then(|| view! {
+                    <div class="note error" role="alert" data-testid="session-warnings">
+                        <p>"This session dropped or refused:"</p>
+                        <ul>{s.warnings.into_iter().map(|w| view! { <li>{w}</li> }).collect_view()}</ul>
+                    </div>
+                })}
             })}
         </section>
 

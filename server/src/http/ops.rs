@@ -36,6 +36,7 @@ async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, Error> 
         s.metrics.render(&counts, &live)
             + &s.engine.workers.render()
             + &s.engine.latency.render()
-            + &s.engine.render_transcodes(),
+            + &s.engine.render_transcodes()
+            + &s.engine.render_warnings(),
     ))
 }

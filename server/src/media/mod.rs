@@ -196,6 +196,8 @@ pub struct Engine {
     hls: Mutex<HashMap<String, Arc<HlsOutput>>>,
     /// The renditions of each live passthrough stream that has transcoding profiles.
     ladders: Mutex<HashMap<String, Vec<Arc<transcode::Status>>>>,
+    /// Session warnings so far, by kind.
+    warnings: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl Engine {
@@ -210,6 +212,7 @@ impl Engine {
             live: Mutex::default(),
             hls: Mutex::default(),
             ladders: Mutex::default(),
+            warnings: Mutex::default(),
         });
         let weak: std::sync::Weak<dyn domain::store::MediaEngine> = Arc::downgrade(&engine) as _;
         engine.store.set_media_engine(weak);
@@ -391,6 +394,47 @@ impl Engine {
             );
         }
         Some(out)
+    }
+
+    /// Says on `live`'s session what it dropped or refused (`sessions[].warnings`), logs it
+    /// and counts it by `kind` for /metrics.
+    pub async fn warn(&self, live: &LiveStream, kind: &'static str, warning: String) {
+        tracing::warn!(stream = %live.stream_id, session = %live.session_id, kind, %warning, "session warning");
+        *self
+            .warnings
+            .lock()
+            .expect("warning counts")
+            .entry(kind)
+            .or_default() += 1;
+        if let Err(e) = self
+            .store
+            .add_session_warning(&live.session_id, &warning)
+            .await
+        {
+            tracing::error!(error = %e.message, "session warning not stored");
+        }
+    }
+
+    /// Like [`warn`](Self::warn), on whatever session of `stream_id` is live now.
+    pub async fn warn_stream(&self, stream_id: &str, kind: &'static str, warning: String) {
+        let live = self.live.lock().expect("live map").get(stream_id).cloned();
+        match live.filter(|l| !l.session_id.is_empty()) {
+            Some(live) => self.warn(&live, kind, warning).await,
+            None => {
+                tracing::warn!(stream = %stream_id, kind, %warning, "warning without a live session")
+            }
+        }
+    }
+
+    /// Prometheus lines of the session warnings so far, by kind.
+    pub fn render_warnings(&self) -> String {
+        let mut out = String::from(
+            "# HELP liveproc_session_warnings_total Tracks dropped and publishers refused, by kind (the reasons are on the sessions).\n# TYPE liveproc_session_warnings_total counter\n",
+        );
+        for (kind, n) in self.warnings.lock().expect("warning counts").iter() {
+            out += &format!("liveproc_session_warnings_total{{kind=\"{kind}\"}} {n}\n");
+        }
+        out
     }
 
     /// Prometheus lines of the transcode cap and each rendition's CPU.

@@ -26,6 +26,11 @@ pub const SMALL: Publish = Publish {
 
 /// ffmpeg as OBS would be: x264 High with B-frames, AAC, a keyframe every second.
 pub fn ffmpeg(rtmp: std::net::SocketAddr, app: &str, name: &str, p: &Publish) -> Child {
+    ffmpeg_to(&format!("rtmp://{rtmp}/{app}/{name}"), p, &[])
+}
+
+/// [`ffmpeg`] publishing to any URL (`rtmps://…` too), with `extra` options before it.
+pub fn ffmpeg_to(url: &str, p: &Publish, extra: &[&str]) -> Child {
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-loglevel", "error", "-re"])
         .args([
@@ -62,7 +67,8 @@ pub fn ffmpeg(rtmp: std::net::SocketAddr, app: &str, name: &str, p: &Publish) ->
         cmd.arg("-an");
     }
     cmd.args(["-rw_timeout", "5000000", "-f", "flv"])
-        .arg(format!("rtmp://{rtmp}/{app}/{name}"))
+        .args(extra)
+        .arg(url)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

@@ -250,10 +250,21 @@ impl Handler {
             .await
             .map_err(|e| Refusal::Store(e.message))?
             .ok_or_else(|| Refusal::UnknownStream(name.to_string()))?;
-        let live = self
+        let started = self
             .engine
             .start(&target, "rtmp", Some(app), forced_recording)
-            .await?;
+            .await;
+        if let Err(Refusal::AlreadyLive(_)) = &started {
+            // Said on the session that goes on, so the operator sees a second encoder.
+            let warning = format!(
+                "a second publisher (RTMP from {}) was refused: the stream is already live",
+                self.peer.ip()
+            );
+            self.engine
+                .warn_stream(&target.stream_id, "publisher_refused", warning)
+                .await;
+        }
+        let live = started?;
         tracing::info!(peer = %self.peer, app, stream = %target.stream_id, "rtmp: publishing");
         self.live = Some(live);
         if let Some((place, published)) = self.waiting.take() {

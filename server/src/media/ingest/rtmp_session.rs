@@ -444,3 +444,89 @@ impl Amf0 {
         self.0.extend_from_slice(&[0, 0, 9]);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts what the session hands on.
+    #[derive(Default)]
+    struct Recorder {
+        publishes: Vec<(String, String)>,
+        media: [usize; 2],
+        unpublished: bool,
+    }
+
+    impl Publisher for Recorder {
+        async fn publish(&mut self, app: &str, name: &str) -> Result<(), String> {
+            self.publishes.push((app.to_string(), name.to_string()));
+            Ok(())
+        }
+        async fn media(&mut self, kind: Media, _: u32, _: Bytes) -> Result<(), String> {
+            self.media[usize::from(kind == Media::Video)] += 1;
+            Ok(())
+        }
+        async fn unpublish(&mut self) {
+            self.unpublished = true;
+        }
+    }
+
+    /// Runs the session on a client's bytes after a simple handshake; returns what it handed
+    /// on and what it answered.
+    async fn session(client: &[u8]) -> (Recorder, Result<(), SessionError>, Vec<u8>) {
+        let mut input = vec![3u8];
+        input.resize(super::super::rtmp_guard::HANDSHAKE, 0);
+        input.extend_from_slice(client);
+        let mut answers = Vec::new();
+        let mut io = tokio::io::join(std::io::Cursor::new(input), &mut answers);
+        let mut recorder = Recorder::default();
+        let result = run(&mut io, &mut recorder).await;
+        drop(io);
+        (recorder, result, answers)
+    }
+
+    /// The first 24 KB two GStreamer publishers sent nginx-rtmp after the handshake (tcpdump):
+    /// librtmp's type 1 headers on fresh chunk streams and rtmp2sink's order of messages.
+    #[tokio::test]
+    async fn captured_gstreamer_and_librtmp_publishes_reach_media() {
+        for capture in [
+            &include_bytes!("../../../../fuzz/seeds/rtmp_session/rtmpsink-publish-start")[..],
+            &include_bytes!("../../../../fuzz/seeds/rtmp_session/rtmp2sink-publish-start")[..],
+        ] {
+            let (recorder, result, answers) = session(capture).await;
+            assert!(result.is_ok(), "{result:?}");
+            assert_eq!(recorder.publishes, [("live".into(), "test".into())]);
+            assert!(
+                recorder.media.iter().all(|&n| n >= 5),
+                "{:?}",
+                recorder.media
+            );
+            // S2 echoes C1 (all zeros here) byte for byte.
+            assert!(answers[1537..1537 + 1536].iter().all(|&b| b == 0));
+            let status = String::from_utf8_lossy(&answers);
+            assert!(status.contains("NetStream.Publish.Start"));
+        }
+    }
+
+    #[tokio::test]
+    async fn play_is_refused_with_a_status() {
+        let mut client = Vec::new();
+        let mut connect = Amf0::command("connect", 1.0);
+        connect.object(&[("app", V::Str("live"))]);
+        let mut play = Amf0::command("play", 2.0);
+        play.null();
+        play.string("x");
+        for payload in [connect.0, play.0] {
+            let m = Message {
+                kind: chunks::COMMAND_AMF0,
+                stream: 0,
+                timestamp: 0,
+                payload: payload.into(),
+            };
+            chunks::write(&mut client, chunks::DEFAULT_CHUNK, 3, &m);
+        }
+        let (_, result, answers) = session(&client).await;
+        assert!(matches!(result, Err(SessionError::Play)), "{result:?}");
+        assert!(String::from_utf8_lossy(&answers).contains("NetStream.Play.Failed"));
+    }
+}

@@ -167,8 +167,12 @@ async fn worker(
 }
 
 /// DESCRIBE, SETUP the first H.264 and AAC streams (interleaved over the RTSP connection),
-/// PLAY: a session whose frames are ready to read. Shared with the fuzz target.
-pub(crate) async fn connect(url: url::Url, options: SessionOptions) -> Result<Demuxed, String> {
+/// PLAY: a session whose frames are ready to read, and a warning for each audio or video
+/// stream of the source that is not carried. Shared with the fuzz target.
+pub(crate) async fn connect(
+    url: url::Url,
+    options: SessionOptions,
+) -> Result<(Demuxed, Vec<String>), String> {
     let mut session = Session::describe(url, options.user_agent("liveproc".into()))
         .await
         .map_err(|e| e.to_string())?;
@@ -192,6 +196,13 @@ pub(crate) async fn connect(url: url::Url, options: SessionOptions) -> Result<De
             found.join(", ")
         ));
     }
+    let warnings = session
+        .streams()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != video_i && Some(*i) != audio_i)
+        .filter_map(|(_, s)| dropped_track(s.media(), s.encoding_name(), video_i, audio_i))
+        .collect();
     for i in [video_i, audio_i].into_iter().flatten() {
         session
             .setup(
@@ -208,7 +219,38 @@ pub(crate) async fn connect(url: url::Url, options: SessionOptions) -> Result<De
         .await
         .map_err(|e| e.to_string())?
         .demuxed()
+        .map(|d| (d, warnings))
         .map_err(|e| e.to_string())
+}
+
+/// Why a source's stream is not carried, said on the session (metadata streams go unsaid).
+fn dropped_track(
+    media: &str,
+    encoding: &str,
+    video: Option<usize>,
+    audio: Option<usize>,
+) -> Option<String> {
+    let (taken, carried, name) = match media {
+        "video" => (video.is_some(), "H.264", "video"),
+        "audio" => (audio.is_some(), "AAC", "audio"),
+        _ => return None,
+    };
+    let codec = match encoding {
+        "h265" => "H.265".to_string(),
+        "pcma" => "G.711 A-law (PCMA)".to_string(),
+        "pcmu" => "G.711 µ-law (PCMU)".to_string(),
+        other => format!("{media}/{other}"),
+    };
+    Some(if taken {
+        format!(
+            "the source's extra {name} track ({codec}) is not carried: one {name} track per stream"
+        )
+    } else {
+        format!(
+            "the source's {name} track ({codec}) is dropped: liveproc carries {carried} {name}, \
+             so this session has no {name}; set the source to {carried}"
+        )
+    })
 }
 
 /// Turns retina's frames into bus events: a track's parameters first (again when they change),
@@ -316,7 +358,7 @@ async fn run_once(
     // A camera that takes the connection and never answers must not hold the source in
     // "connecting" for ever.
     let connecting = contained(connect(parsed, SessionOptions::default()));
-    let mut demuxed = tokio::time::timeout(STALL, connecting)
+    let (mut demuxed, warnings) = tokio::time::timeout(STALL, connecting)
         .await
         .map_err(|_| format!("no answer from the source in {} s", STALL.as_secs()))???;
     let target = engine
@@ -329,6 +371,9 @@ async fn run_once(
         .start(&target, "rtsp", None, false)
         .await
         .map_err(|e| e.to_string())?;
+    for warning in warnings {
+        engine.warn(&live, "track_dropped", warning).await;
+    }
     set_state(state, |s| {
         s.state = "live";
         s.last_error = None;
