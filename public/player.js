@@ -25,6 +25,13 @@
         video.play().catch(function () {});
       });
       hls.on(window.Hls.Events.ERROR, function (_, data) {
+        // A codec this browser cannot play (H.265 in most browsers): say so, do not retry.
+        if (data.details === 'manifestIncompatibleCodecsError') {
+          notice(video, 'This browser cannot play this stream\'s video codec (H.265). ' +
+            'The recording and replay keep it as it came; play them in a player that decodes H.265, ' +
+            'or set the camera to H.264.');
+          return;
+        }
         if (data.fatal && video.getAttribute('data-hls-src') === src) {
           setTimeout(function () { if (players.get(video) === hls) attach(video); }, 2000);
         }
@@ -37,6 +44,21 @@
       video.play().catch(function () {});
       trackNativeSession(video, src);
     }
+  }
+
+  // A line under the player that says why it does not play.
+  function notice(video, text) {
+    var parent = video.parentElement;
+    if (!parent) return;
+    var p = parent.querySelector('[data-player-notice]');
+    if (!p) {
+      p = document.createElement('p');
+      p.className = 'note error';
+      p.setAttribute('role', 'alert');
+      p.setAttribute('data-player-notice', '');
+      parent.appendChild(p);
+    }
+    p.textContent = text;
   }
 
   // The quality menu of an ABR playlist (a stream group with renditions): "Auto" lets hls.js

@@ -41,6 +41,18 @@ pub enum StoreError {
 /// Database failures reach clients as a bare 500; the cause goes to the log.
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        // A write that refers to a row deleted meanwhile (a stream deleted while its settings
+        // are saved, found by schemathesis with two workers): the client's target is gone.
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_foreign_key_violation() {
+                tracing::warn!(error = %e, "write to something deleted meanwhile");
+                return ApiError::new(
+                    404,
+                    "not_found",
+                    "what this request refers to was deleted meanwhile",
+                );
+            }
+        }
         tracing::error!(error = %e, "database error");
         ApiError::internal()
     }

@@ -28,10 +28,21 @@ pub struct Frame {
     pub arrived: std::time::Instant,
 }
 
-/// H.264 parameters, from the AVCDecoderConfigurationRecord.
+/// What a video track is coded as: named in the sample entry and the playlists' CODECS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VideoCodec {
+    H264,
+    /// H.265 with its RFC 6381 string (e.g. `hvc1.1.6.L93.B0`): carried as it came into the
+    /// recording, replay, live HLS and clips; no decoder here, so no pictures of it.
+    H265(String),
+}
+
+/// Video parameters, from the decoder configuration record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoParams {
-    /// The AVCDecoderConfigurationRecord as sent by the publisher (goes into `avcC`).
+    pub kind: VideoCodec,
+    /// The decoder configuration record as sent by the publisher: the AVCDecoderConfiguration-
+    /// Record (goes into `avcC`), or for H.265 the HEVCDecoderConfigurationRecord (`hvcC`).
     pub avcc: Bytes,
     pub sps: Bytes,
     pub profile_idc: u8,
@@ -57,6 +68,7 @@ impl VideoParams {
             .map_err(|_| "H.264 SPS")?;
         let (width, height) = dimensions(&parsed).ok_or("H.264 SPS dimensions")?;
         Ok(VideoParams {
+            kind: VideoCodec::H264,
             avcc,
             sps,
             profile_idc: record.profile_indication,
@@ -67,10 +79,26 @@ impl VideoParams {
         })
     }
 
+    /// H.265 parameters as an RTSP source gives them (the record, its RFC 6381 string and the
+    /// picture size from its SPS).
+    pub fn from_hevc(hvcc: Bytes, codec: String, width: u32, height: u32) -> VideoParams {
+        VideoParams {
+            kind: VideoCodec::H265(codec),
+            avcc: hvcc,
+            sps: Bytes::new(),
+            profile_idc: 0,
+            constraints: 0,
+            level_idc: 0,
+            width,
+            height,
+        }
+    }
+
     /// High profile 3.1 parameters of the given size, for tests of writers that only copy them.
     #[cfg(test)]
     pub(crate) fn for_tests(width: u32, height: u32) -> VideoParams {
         VideoParams {
+            kind: VideoCodec::H264,
             avcc: Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff, 0xe0, 0]),
             sps: Bytes::new(),
             profile_idc: 0x64,
@@ -83,10 +111,17 @@ impl VideoParams {
 
     /// RFC 6381 codec string, e.g. `avc1.64001f`.
     pub fn codec(&self) -> String {
-        format!(
-            "avc1.{:02x}{:02x}{:02x}",
-            self.profile_idc, self.constraints, self.level_idc
-        )
+        match &self.kind {
+            VideoCodec::H264 => format!(
+                "avc1.{:02x}{:02x}{:02x}",
+                self.profile_idc, self.constraints, self.level_idc
+            ),
+            VideoCodec::H265(codec) => codec.clone(),
+        }
+    }
+
+    pub fn is_h265(&self) -> bool {
+        matches!(self.kind, VideoCodec::H265(_))
     }
 }
 

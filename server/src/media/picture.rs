@@ -21,6 +21,18 @@ pub struct H264 {
 
 const START: [u8; 4] = [0, 0, 0, 1];
 
+/// H.265 is carried, not decoded: no permissively licensed H.265 decoder builds here.
+fn h264_only(params: &VideoParams) -> Result<(), String> {
+    if params.is_h265() {
+        return Err(
+            "H.265 not supported for thumbnails, motion clips and renditions: \
+                    the recording, replay, live HLS and clips carry it as it came"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// OpenH264 decodes 8-bit 4:2:0 only; the profiles beyond High would fail every keyframe with
 /// a native error code, so they are named instead.
 fn decodable(avcc: &[u8]) -> Result<(), String> {
@@ -39,6 +51,7 @@ fn decodable(avcc: &[u8]) -> Result<(), String> {
 
 impl H264 {
     pub fn new(params: &VideoParams) -> Result<H264, String> {
+        h264_only(params)?;
         Self::from_avcc(&params.avcc)
     }
 
@@ -58,6 +71,7 @@ impl H264 {
     /// Switches to another stream's parameters (the decoder itself is kept): a keyframe decodes
     /// from its own parameter sets, so one decoder serves keyframes of any stream.
     pub fn set_params(&mut self, params: &VideoParams) -> Result<(), String> {
+        h264_only(params)?;
         decodable(&params.avcc)?;
         (self.parameter_sets, self.length_size) = parameter_sets(&params.avcc)?;
         Ok(())

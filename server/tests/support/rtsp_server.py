@@ -19,7 +19,11 @@ server.set_address("127.0.0.1")
 server.set_service(sys.argv[1])
 factory = GstRtspServer.RTSPMediaFactory()
 kind = sys.argv[2] if len(sys.argv) > 2 else "h264-aac"
-video_source = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=25/1 "
+# 4:2:0, as cameras send: videotestsrc would otherwise negotiate 4:4:4 for x265.
+video_source = (
+    "videotestsrc is-live=true pattern=ball "
+    "! video/x-raw,format=I420,width=640,height=360,framerate=25/1 "
+)
 video = {
     "h264": "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 "
     "! rtph264pay name=pay0 pt=96 config-interval=1 ",

@@ -284,6 +284,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         d.video = Some(VideoParams {
+            kind: crate::media::frame::VideoCodec::H264,
             avcc: Bytes::new(),
             sps: Bytes::new(),
             profile_idc: 100,

@@ -166,7 +166,7 @@ async fn worker(
     }
 }
 
-/// DESCRIBE, SETUP the first H.264 and AAC streams (interleaved over the RTSP connection),
+/// DESCRIBE, SETUP the first H.264 or H.265 and AAC streams (interleaved over the RTSP connection),
 /// PLAY: a session whose frames are ready to read, and a warning for each audio or video
 /// stream of the source that is not carried. Shared with the fuzz target.
 pub(crate) async fn connect(
@@ -180,7 +180,7 @@ pub(crate) async fn connect(
     let mut audio_i = None;
     for (i, s) in session.streams().iter().enumerate() {
         match (s.media(), s.encoding_name()) {
-            ("video", "h264") if video_i.is_none() => video_i = Some(i),
+            ("video", "h264" | "h265") if video_i.is_none() => video_i = Some(i),
             ("audio", "mpeg4-generic") if audio_i.is_none() => audio_i = Some(i),
             _ => {}
         }
@@ -231,7 +231,7 @@ fn dropped_track(
     audio: Option<usize>,
 ) -> Option<String> {
     let (taken, carried, name) = match media {
-        "video" => (video.is_some(), "H.264", "video"),
+        "video" => (video.is_some(), "H.264 or H.265", "video"),
         "audio" => (audio.is_some(), "AAC", "audio"),
         _ => return None,
     };
@@ -251,6 +251,25 @@ fn dropped_track(
              so this session has no {name}; set the source to {carried}"
         )
     })
+}
+
+/// Whether a frame of 4-byte length-prefixed H.265 NAL units holds an IRAP picture (BLA, IDR
+/// or CRA: NAL unit types 16 to 21).
+fn hevc_irap(mut data: &[u8]) -> bool {
+    while data.len() > 4 {
+        let n = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
+        let Some(nal) = data.get(4..4 + n) else {
+            return false;
+        };
+        if nal
+            .first()
+            .is_some_and(|b| (16..=21).contains(&((b >> 1) & 0x3F)))
+        {
+            return true;
+        }
+        data = &data[4 + n..];
+    }
+    false
 }
 
 /// Turns retina's frames into bus events: a track's parameters first (again when they change),
@@ -273,8 +292,17 @@ impl Tracks {
             CodecItem::VideoFrame(f) => {
                 if self.video.is_none() || f.has_new_parameters() {
                     if let Some(ParametersRef::Video(p)) = parameters {
-                        let p = VideoParams::from_avcc(Bytes::copy_from_slice(p.extra_data()))
-                            .map_err(|what| format!("malformed {what}"))?;
+                        let record = Bytes::copy_from_slice(p.extra_data());
+                        let codec = p.rfc6381_codec();
+                        let p = if codec.starts_with("hvc1") || codec.starts_with("hev1") {
+                            let (width, height) = p.pixel_dimensions();
+                            // An hvc1 sample entry: parameter sets in the record.
+                            let codec = codec.replacen("hev1", "hvc1", 1);
+                            VideoParams::from_hevc(record, codec, width, height)
+                        } else {
+                            VideoParams::from_avcc(record)
+                                .map_err(|what| format!("malformed {what}"))?
+                        };
                         out.push(Event::Video(p.clone()));
                         self.video = Some(p);
                     }
@@ -283,7 +311,12 @@ impl Tracks {
                     // RTP carries presentation times; cameras rarely use B-frames, so decode
                     // order is taken to be presentation order.
                     let (t, keyframe) = (f.timestamp().elapsed(), f.is_random_access_point());
-                    out.push(frame(Track::Video, t, keyframe, Bytes::from(f.into_data())));
+                    let data = Bytes::from(f.into_data());
+                    // retina marks H.265 IDR pictures only; open-GOP encoders (x265's default)
+                    // key on CRA pictures, where a stream can start just as well.
+                    let h265 = self.video.as_ref().is_some_and(|v| v.is_h265());
+                    let keyframe = keyframe || (h265 && hevc_irap(&data));
+                    out.push(frame(Track::Video, t, keyframe, data));
                 }
             }
             CodecItem::AudioFrame(f) => {
@@ -405,4 +438,27 @@ async fn run_once(
     };
     engine.stop(&live, &reason).await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn h265_random_access_includes_cra_pictures() {
+        let frame = |types: &[u8]| -> Vec<u8> {
+            types
+                .iter()
+                .flat_map(|t| {
+                    let mut nal = 3u32.to_be_bytes().to_vec();
+                    nal.extend_from_slice(&[t << 1, 1, 0xAA]);
+                    nal
+                })
+                .collect()
+        };
+        assert!(hevc_irap(&frame(&[35, 39, 21]))); // AUD, SEI, CRA
+        assert!(hevc_irap(&frame(&[19]))); // IDR_W_RADL
+        assert!(!hevc_irap(&frame(&[35, 1]))); // AUD, TRAIL_R
+        assert!(!hevc_irap(&[0, 0, 0, 9, 42])); // cut short
+    }
 }

@@ -126,7 +126,12 @@ fn video_trak(o: &mut Vec<u8>, v: &VideoParams) {
             bx(o, b"minf", |o| {
                 full(o, b"vmhd", 0, 1, |o| o.extend_from_slice(&[0; 8]));
                 stbl(o, |o| {
-                    bx(o, b"avc1", |o| {
+                    let (entry, config) = if v.is_h265() {
+                        (b"hvc1", b"hvcC")
+                    } else {
+                        (b"avc1", b"avcC")
+                    };
+                    bx(o, entry, |o| {
                         o.extend_from_slice(&[0; 6]);
                         u16b(o, 1); // data reference index
                         o.extend_from_slice(&[0; 16]);
@@ -139,7 +144,7 @@ fn video_trak(o: &mut Vec<u8>, v: &VideoParams) {
                         o.extend_from_slice(&[0; 32]); // compressor name
                         u16b(o, 0x0018); // depth
                         u16b(o, 0xFFFF);
-                        bx(o, b"avcC", |o| o.extend_from_slice(&v.avcc));
+                        bx(o, config, |o| o.extend_from_slice(&v.avcc));
                     });
                 });
             });
