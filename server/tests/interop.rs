@@ -152,10 +152,14 @@ fn assert_decodes_clean(file: &std::path::Path, what: &str) {
         .output()
         .expect("ffmpeg");
     let errors = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && errors.trim().is_empty(),
-        "{what}: decoding printed {errors}"
-    );
+    if !(out.status.success() && errors.trim().is_empty()) {
+        let kept = std::env::temp_dir().join(format!("interop-{what}.mp4").replace(' ', "-"));
+        let _ = std::fs::copy(file, &kept);
+        panic!(
+            "{what}: decoding printed {errors} (file kept at {})",
+            kept.display()
+        );
+    }
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-show_entries", "packet=stream_index,dts"])
         .args(["-of", "csv=p=0"])

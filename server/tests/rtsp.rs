@@ -207,21 +207,26 @@ m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
     r.stop().await;
 }
 
+/// A camera sending `kind`, a server, and a stream that pulls it (with `fields` added to the
+/// create request).
+async fn pulled(kind: &str, mut fields: serde_json::Value) -> (Camera, Running, String) {
+    let port = free_port();
+    let camera = Camera::of_kind(port, kind);
+    let r = Running::start().await;
+    fields["name"] = json!(kind);
+    fields["source"] = json!(format!("rtsp://127.0.0.1:{port}/cam"));
+    let a = r.app.post("/api/v1/stream", OP, fields).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = a.body["id"].as_str().unwrap().to_string();
+    (camera, r, id)
+}
+
 /// A G.711 camera (the usual IP-camera default): its audio, which liveproc cannot carry yet, is
 /// not lost in silence: the session says which track and why, the stream page shows it, and
 /// /metrics counts it.
 #[tokio::test]
 async fn a_dropped_camera_track_is_said_on_the_session() {
-    let port = free_port();
-    let _camera = Camera::of_kind(port, "h264-pcma");
-    let r = Running::start().await;
-    let url = format!("rtsp://127.0.0.1:{port}/cam");
-    let a = r
-        .app
-        .post("/api/v1/stream", OP, json!({"name": "g711", "source": url}))
-        .await;
-    assert_eq!(a.status, 201, "{}", a.text);
-    let id = a.body["id"].as_str().unwrap().to_string();
+    let (_camera, r, id) = pulled("h264-pcma", json!({})).await;
     let s = until(&r, &id, "live with a warning", |s| {
         let session = &s["sessions"][0];
         s["state"] == "live"
@@ -269,22 +274,9 @@ async fn a_dropped_camera_track_is_said_on_the_session() {
 /// decoder liveproc does not have, say so on the stream instead of staying empty.
 #[tokio::test]
 async fn an_h265_camera_is_recorded_and_thumbnails_say_why_not() {
-    let port = free_port();
-    let camera = Camera::of_kind(port, "h265-aac");
-    let r = Running::start().await;
-    let url = format!("rtsp://127.0.0.1:{port}/cam");
-    let a = r
-        .app
-        .post(
-            "/api/v1/stream",
-            OP,
-            json!({"name": "hevc", "source": url,
-                   "processing": {"recording": {"enabled": true},
-                                  "thumbnail": {"enabled": true, "interval": 10}}}),
-        )
-        .await;
-    assert_eq!(a.status, 201, "{}", a.text);
-    let id = a.body["id"].as_str().unwrap().to_string();
+    let processing = json!({"recording": {"enabled": true},
+                            "thumbnail": {"enabled": true, "interval": 10}});
+    let (camera, r, id) = pulled("h265-aac", json!({"processing": processing})).await;
     let s = until(&r, &id, "live in H.265 with the thumbnail's reason", |s| {
         s["state"] == "live"
             && s["sessions"][0]["videoCodec"]

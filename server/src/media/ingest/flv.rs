@@ -72,6 +72,7 @@ impl VideoClock {
             self.recent.pop_front();
         }
         self.recent.push_back(ms);
+        let mut chosen = None;
         if let (Some((origin, anchor_ms)), Some((last_index, _, last_ms))) =
             (self.anchor, self.last)
         {
@@ -85,6 +86,7 @@ impl VideoClock {
                 };
                 Self::nearest(interval)
             });
+            chosen = d;
             if let Some(d) = d {
                 let index = ((raw - origin) as f64 / d).round() as i64;
                 let on_grid = origin + (index as f64 * d).round() as i64;
@@ -97,10 +99,12 @@ impl VideoClock {
             self.history.0 += last_ms - anchor_ms;
             self.history.1 += last_index;
         }
-        // A new grid from this frame, never at or before the last decode time.
-        let dts = match self.last {
-            Some((_, last, _)) if raw <= last => last + 1,
-            _ => raw,
+        // A new grid from this frame, at least a frame after the last one when the rate is
+        // known: two frames in one slot of the guessed rate is what players stumble on.
+        let dts = match (self.last, chosen) {
+            (Some((_, last, _)), Some(d)) => raw.max(last + d.round() as i64),
+            (Some((_, last, _)), None) => raw.max(last + 1),
+            (None, _) => raw,
         };
         self.anchor = Some((dts, ms));
         self.last = Some((0, dts, ms));
@@ -331,9 +335,9 @@ mod tests {
             .map(|k| clock.dts(1000 + k * 1000 / 30 + jitter[k as usize % 7]).0)
             .collect();
         // 16 jittery frames cannot tell 30 from 29.97 fps: either cadence, but one.
-        let step = dts[11] - dts[10];
+        let step = dts[31] - dts[30];
         assert!(step == 3000 || step == 3003, "{dts:?}");
-        assert!(dts[10..].windows(2).all(|w| w[1] - w[0] == step), "{dts:?}");
+        assert!(dts[30..].windows(2).all(|w| w[1] - w[0] == step), "{dts:?}");
         assert!(dts.windows(2).all(|w| w[1] > w[0]), "{dts:?}");
         // A clock that jumps 10 s forward and back stays strictly increasing.
         let mut clock = VideoClock::default();

@@ -6,6 +6,7 @@
 //!   (digest) handshake of ffmpeg and OBS is scuffle-rtmp's;
 //! - `connect` is answered with Window Acknowledgement Size, Set Peer Bandwidth, Set Chunk Size
 //!   and `_result`; `releaseStream` and `FCPublish` get `_result` (and `onFCPublish`);
+//!   `FCUnpublish` ends the publish at once, unanswered;
 //! - `onStatus` goes on the publishing message stream with transaction 0 (GStreamer's
 //!   `rtmp2sink` waits for exactly that), and a refused publish gets an error `onStatus` that
 //!   says why before the connection closes;
@@ -113,12 +114,12 @@ where
                 window = u64::from(be32(&message.payload).unwrap_or(WINDOW).max(4096));
                 continue;
             }
-            let outcome = session.message(message, publisher).await;
-            if !session.out.is_empty() {
-                io.write_all(&session.out).await?;
-                session.out.clear();
+            // Answers go out once the bytes read so far are all handled (below), except when
+            // the session ends here: then what it says (a refusal's status) goes first.
+            if let Err(e) = session.message(message, publisher).await {
+                let _ = io.write_all(&session.out).await;
+                return Err(e);
             }
-            outcome?;
         }
         if !session.out.is_empty() {
             io.write_all(&session.out).await?;
@@ -281,20 +282,25 @@ impl Session {
                 ]);
                 self.send_command(CSID_COMMAND, 0, a);
             }
-            "releaseStream" | "FCPublish" | "FCUnpublish" => {
-                let code = if name.as_str() == "FCUnpublish" {
-                    "NetStream.Unpublish.Success"
-                } else {
-                    "NetStream.Publish.Start"
-                };
-                if name.as_str() != "releaseStream" {
-                    let mut a = Amf0::command(&format!("on{}", name.as_str()), 0.0);
+            "releaseStream" | "FCPublish" => {
+                if name.as_str() == "FCPublish" {
+                    let mut a = Amf0::command("onFCPublish", 0.0);
                     a.null();
                     let what = first_string().unwrap_or_default();
-                    a.object(&[("code", V::Str(code)), ("description", V::Str(&what))]);
+                    let code = V::Str("NetStream.Publish.Start");
+                    a.object(&[("code", code), ("description", V::Str(&what))]);
                     self.send_command(CSID_COMMAND, 0, a);
                 }
                 self.result(transaction, None);
+            }
+            "FCUnpublish" => {
+                // The client stops now: ffmpeg closes the socket right after deleteStream, and
+                // an answer it no longer reads makes its side reset the connection, which can
+                // lose the deleteStream still queued here. So the stop counts from FCUnpublish,
+                // and FCUnpublish gets no answer (nginx-rtmp sends none either).
+                if self.publishing.take().is_some() {
+                    publisher.unpublish().await;
+                }
             }
             "createStream" => {
                 let id = self.next_stream;
