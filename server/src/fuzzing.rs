@@ -181,12 +181,7 @@ impl crate::media::ingest::rtmp_session::Publisher for DemuxOnly {
         timestamp: u32,
         data: Bytes,
     ) -> Result<(), String> {
-        use crate::media::ingest::rtmp_session::Media;
-        let event = match kind {
-            Media::Video => self.demux.video(timestamp, data),
-            Media::Audio => self.demux.audio(timestamp, data),
-        };
-        match event {
+        match self.demux.message(kind, timestamp, data) {
             Ok(Some(event)) => {
                 check_nal_units(&self.demux, &event);
                 Ok(())

@@ -6,6 +6,7 @@
 
 use bytes::Bytes;
 
+use super::rtmp_session::Media;
 use crate::media::frame::{AudioParams, Event, Frame, Track, VideoParams};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -114,6 +115,19 @@ impl VideoClock {
 }
 
 impl FlvDemuxer {
+    /// One RTMP audio or video message.
+    pub fn message(
+        &mut self,
+        kind: Media,
+        timestamp: u32,
+        data: Bytes,
+    ) -> Result<Option<Event>, DemuxError> {
+        match kind {
+            Media::Video => self.video(timestamp, data),
+            Media::Audio => self.audio(timestamp, data),
+        }
+    }
+
     /// One video message; `timestamp` is RTMP's, in milliseconds.
     pub fn video(&mut self, timestamp: u32, data: Bytes) -> Result<Option<Event>, DemuxError> {
         let Some(&b0) = data.first() else {

@@ -284,11 +284,7 @@ impl Publisher for Handler {
         let Some(live) = self.live.clone() else {
             return Ok(());
         };
-        let event = match kind {
-            Media::Video => self.demux.video(timestamp, data),
-            Media::Audio => self.demux.audio(timestamp, data),
-        };
-        match event {
+        match self.demux.message(kind, timestamp, data) {
             Ok(Some(event)) => {
                 self.engine.publish(&live, event).await;
                 Ok(())

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::rtmp_guard::{self, GuardError};
+use super::rtmp_guard::{self, be32, GuardError};
 
 pub const SET_CHUNK_SIZE: u8 = 1;
 pub const ABORT: u8 = 2;
@@ -226,11 +226,6 @@ impl ChunkReader {
         self.buffered += take;
         Ok(Some((at, None)))
     }
-}
-
-fn be32(b: &[u8]) -> Option<u32> {
-    b.get(..4)
-        .map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
 }
 
 /// Writes one message as chunks of `chunk_size`: a type 0 header, then type 3 headers.

@@ -60,9 +60,8 @@ pub fn message_length(kind: u8, length: u32) -> Result<(), GuardError> {
 
 /// The chunk size a Set Chunk Size message asks for, if it is in bounds.
 pub fn chunk_size(payload: &[u8]) -> Result<usize, GuardError> {
-    let size = payload
-        .get(..4)
-        .map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]) & 0x7FFF_FFFF)
+    let size = be32(payload)
+        .map(|x| x & 0x7FFF_FFFF)
         .ok_or(GuardError::Short("Set Chunk Size"))? as usize;
     if !(MIN_CHUNK..=MAX_CHUNK).contains(&size) {
         return Err(GuardError::ChunkSize(size));
@@ -88,11 +87,7 @@ fn amf0_value(b: &[u8], depth: usize) -> Result<&[u8], String> {
     let short = || "a cut-short AMF0 value".to_string();
     let (&marker, rest) = b.split_first().ok_or_else(short)?;
     let after = |n: usize| rest.get(n..).ok_or_else(short);
-    let u32_at = |r: &[u8]| {
-        r.get(..4)
-            .map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]) as usize)
-            .ok_or_else(short)
-    };
+    let u32_at = |r: &[u8]| be32(r).map(|x| x as usize).ok_or_else(short);
     match marker {
         0 => after(8),                                 // number
         1 => after(1),                                 // boolean
@@ -128,6 +123,12 @@ fn amf0_value(b: &[u8], depth: usize) -> Result<&[u8], String> {
         }
         other => Err(format!("AMF0 type {other} in a command")),
     }
+}
+
+/// The big-endian u32 at the front of `b` (RTMP's and AMF0's four-byte fields).
+pub(super) fn be32(b: &[u8]) -> Option<u32> {
+    b.get(..4)
+        .map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
 }
 
 /// The big-endian u16 at the front of `b` (AMF0's string and key lengths).

@@ -21,7 +21,7 @@ use scuffle_amf0::{Amf0Decoder, Amf0Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::rtmp_chunks::{self as chunks, ChunkReader, Message};
-use super::rtmp_guard::GuardError;
+use super::rtmp_guard::{be32, GuardError};
 
 /// Our chunk size, announced right after `connect`.
 const OUR_CHUNK: usize = 4096;
@@ -166,7 +166,7 @@ fn handshake_reply(c0c1: &[u8; 1537]) -> Vec<u8> {
 }
 
 struct Session {
-    /// Bytes for the peer, written after each message.
+    /// Bytes for the peer, written once the bytes read so far are handled.
     out: Vec<u8>,
     out_chunk: usize,
     app: Option<String>,
@@ -390,11 +390,6 @@ impl Session {
         };
         chunks::write(&mut self.out, self.out_chunk, csid, &message);
     }
-}
-
-fn be32(b: &[u8]) -> Option<u32> {
-    b.get(..4)
-        .map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
 }
 
 /// A value of an answer's object.
