@@ -38,8 +38,8 @@ cargo_tool() { # crate version binary
 tools_build() {
   rustup target list --installed | grep -q wasm32-unknown-unknown \
     || rustup target add wasm32-unknown-unknown
-  # openh264's assembly (media issues) and pkg-config for -sys crates.
-  apt_install nasm pkg-config g++
+  # openh264's assembly (media issues), pkg-config for -sys crates, cmake for libopus.
+  apt_install nasm pkg-config g++ cmake
   cargo_tool cargo-leptos "$CARGO_LEPTOS_VERSION" cargo-leptos
   cargo_tool wasm-bindgen-cli "$WASM_BINDGEN_VERSION" wasm-bindgen
   # wasm-opt from npm's binaryen: Debian's (version 108) silently breaks hydration.

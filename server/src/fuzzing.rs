@@ -181,14 +181,14 @@ impl crate::media::ingest::rtmp_session::Publisher for DemuxOnly {
         timestamp: u32,
         data: Bytes,
     ) -> Result<(), String> {
-        match self.demux.message(kind, timestamp, data) {
-            Ok(Some(event)) => {
-                check_nal_units(&self.demux, &event);
-                Ok(())
-            }
-            Ok(None) => Ok(()),
-            Err(e) => Err(e.to_string()),
+        let events = self
+            .demux
+            .message(kind, timestamp, data)
+            .map_err(|e| e.to_string())?;
+        for event in events {
+            check_nal_units(&self.demux, &event);
         }
+        Ok(())
     }
 
     async fn unpublish(&mut self) {}
@@ -216,14 +216,13 @@ pub fn flv_tags(data: &[u8]) {
         let len = usize::from(u16::from_be_bytes([rest[5], rest[6]])).min(rest.len() - 7);
         let body = Bytes::copy_from_slice(&rest[7..7 + len]);
         rest = &rest[7 + len..];
-        let event = if kind.is_multiple_of(2) {
-            demux.video(timestamp, body)
+        let events = if kind.is_multiple_of(2) {
+            demux.video(timestamp, body).map(Vec::from_iter)
         } else {
             demux.audio(timestamp, body)
         };
-        match event {
-            Ok(Some(event)) => check_nal_units(&demux, &event),
-            Ok(None) => {}
+        match events {
+            Ok(events) => events.iter().for_each(|e| check_nal_units(&demux, e)),
             Err(_) => return, // the session would end here
         }
     }

@@ -221,52 +221,86 @@ async fn pulled(kind: &str, mut fields: serde_json::Value) -> (Camera, Running, 
     (camera, r, id)
 }
 
-/// A G.711 camera (the usual IP-camera default): its audio, which liveproc cannot carry yet, is
-/// not lost in silence: the session says which track and why, the stream page shows it, and
-/// /metrics counts it.
+/// G.711 cameras (the usual IP-camera default), A-law and µ-law: their audio, which browsers
+/// cannot play from MP4, is transcoded once to Opus; the session says so, the stream page shows
+/// it, /metrics counts it, and the recording carries the Opus track and decodes clean.
 #[tokio::test]
-async fn a_dropped_camera_track_is_said_on_the_session() {
-    let (_camera, r, id) = pulled("h264-pcma", json!({})).await;
-    let s = until(&r, &id, "live with a warning", |s| {
-        let session = &s["sessions"][0];
-        s["state"] == "live"
-            && session["width"].is_number()
-            && session["warnings"]
-                .as_array()
-                .is_some_and(|w| !w.is_empty())
-    })
-    .await;
-    let warnings = s["sessions"][0]["warnings"].to_string();
-    assert!(
-        warnings.contains("G.711 A-law") && warnings.contains("dropped"),
-        "{warnings}"
-    );
-    // The stream page, signed in, says it too.
-    let token = r
-        .app
-        .state
-        .services
-        .store
-        .sign_in(OP)
-        .await
-        .unwrap()
-        .unwrap();
-    let req = axum::http::Request::get(format!("/stream/{id}"))
-        .header("cookie", format!("liveproc_session={token}"))
-        .body(axum::body::Body::empty())
-        .unwrap();
-    let page = r.app.send(req).await;
-    assert!(
-        page.text.contains("session-warnings") && page.text.contains("G.711 A-law"),
-        "the stream page says it: {}",
-        page.text
-    );
-    let metrics = r.app.get("/metrics", OP).await.text;
-    assert!(
-        metrics.contains("liveproc_session_warnings_total{kind=\"track_dropped\"} 1"),
-        "{metrics}"
-    );
-    r.stop().await;
+async fn a_g711_camera_is_transcoded_to_opus_and_said() {
+    for (kind, law) in [("h264-pcma", "G.711 A-law"), ("h264-pcmu", "G.711 µ-law")] {
+        let processing = json!({"recording": {"enabled": true}});
+        let (camera, r, id) = pulled(kind, json!({"processing": processing})).await;
+        let s = until(&r, &id, "live with Opus audio", |s| {
+            let session = &s["sessions"][0];
+            s["state"] == "live"
+                && session["audioCodec"] == "opus"
+                && session["warnings"]
+                    .as_array()
+                    .is_some_and(|w| !w.is_empty())
+        })
+        .await;
+        let warnings = s["sessions"][0]["warnings"].to_string();
+        assert!(
+            warnings.contains(law) && warnings.contains("transcoded to Opus"),
+            "{kind}: {warnings}"
+        );
+        // The stream page, signed in, says it too.
+        let token = r
+            .app
+            .state
+            .services
+            .store
+            .sign_in(OP)
+            .await
+            .unwrap()
+            .unwrap();
+        let req = axum::http::Request::get(format!("/stream/{id}"))
+            .header("cookie", format!("liveproc_session={token}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let page = r.app.send(req).await;
+        assert!(
+            page.text.contains("session-warnings") && page.text.contains(law),
+            "the stream page says it: {}",
+            page.text
+        );
+        let metrics = r.app.get("/metrics", OP).await.text;
+        assert!(
+            metrics.contains("liveproc_session_warnings_total{kind=\"audio_transcoded\"} 1"),
+            "{metrics}"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        drop(camera);
+        let s = until(&r, &id, "a ready recording", |s| {
+            s["state"] == "idle"
+                && s["playout"]["web"].as_array().is_some_and(|w| {
+                    w.iter()
+                        .any(|v| v["type"] == "vod" && v["status"] == "ready")
+                })
+        })
+        .await;
+        let vod = s["playout"]["web"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["type"] == "vod")
+            .unwrap()
+            .clone();
+        let url = common::media::asset_path(vod["url"].as_str().unwrap());
+        let media = common::media::fetch_raw(&r, &url).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("recording.mp4");
+        std::fs::write(&file, &media).unwrap();
+        let probe =
+            common::media::ffprobe_json(&media, &["-show_entries", "stream=codec_type,codec_name"]);
+        let audio = common::media::probe_stream(&probe, "audio");
+        assert_eq!(
+            audio.map(|a| &a["codec_name"]),
+            Some(&json!("opus")),
+            "{probe}"
+        );
+        common::media::assert_decodes_clean(&file, kind, 2);
+        r.stop().await;
+    }
 }
 
 /// An H.265 camera (what most cameras sold today default to): the video is carried as it came

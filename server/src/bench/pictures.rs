@@ -35,12 +35,13 @@ pub fn run(cache: &Path, size: &str) -> anyhow::Result<PictureFigures> {
     let mut demux = FlvDemuxer::default();
     let (mut video, mut audio) = (Vec::<Frame>::new(), Vec::<Frame>::new());
     for tag in read_flv(&clip)? {
-        let event = match tag.kind {
-            9 => demux.video(tag.timestamp, tag.data)?,
+        let events = match tag.kind {
+            9 => demux.video(tag.timestamp, tag.data)?.into_iter().collect(),
             8 => demux.audio(tag.timestamp, tag.data)?,
-            _ => None,
+            _ => Vec::new(),
         };
-        if let Some(Event::Frame(f)) = event {
+        for event in events {
+            let Event::Frame(f) = event else { continue };
             match f.track {
                 Track::Video => video.push(f),
                 Track::Audio => audio.push(f),

@@ -138,6 +138,19 @@ pub async fn publish(
     tags: &[Tag],
     seconds: f64,
 ) -> anyhow::Result<Published> {
+    publish_stamped(addr, app, name, tags, seconds, |at| at).await
+}
+
+/// [`publish`], sending each tag due at `at` ms with the RTMP timestamp `stamp(at)`: a
+/// publisher whose clock jumps or wraps, for the tests.
+pub async fn publish_stamped(
+    addr: std::net::SocketAddr,
+    app: &str,
+    name: &str,
+    tags: &[Tag],
+    seconds: f64,
+    stamp: impl Fn(u64) -> u64,
+) -> anyhow::Result<Published> {
     let mut socket = TcpStream::connect(addr).await?;
     socket.set_nodelay(true)?;
     // Simple handshake: C0+C1, then S0+S1+S2, then C2 echoes S1.
@@ -244,7 +257,7 @@ pub async fn publish(
             buf.clear();
             c.writer.write_chunk(
                 &mut buf,
-                Chunk::new(csid, at as u32, kind, stream, t.data.clone()),
+                Chunk::new(csid, stamp(at) as u32, kind, stream, t.data.clone()),
             )?;
             tx.write_all(&buf).await?;
             out.tags += 1;

@@ -154,18 +154,58 @@ fn dimensions(sps: &scuffle_h264::Sps) -> Option<(u32, u32)> {
     (fits(width) && fits(height)).then_some((width as u32, height as u32))
 }
 
-/// AAC parameters, from the AudioSpecificConfig (FLV's own header always claims 44.1 kHz).
+/// Audio parameters: AAC's from its AudioSpecificConfig (FLV's own header always claims
+/// 44.1 kHz), or those of the Opus liveproc encodes from what browsers cannot play in MP4.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioParams {
+    /// The AudioSpecificConfig (AAC); empty for Opus.
     pub asc: Bytes,
+    /// AAC's audio object type (2 = LC, 5 = HE-AAC); 0 for Opus.
     pub object_type: u8,
+    /// The track's timescale: AAC's (core) rate, 48 kHz for Opus.
     pub sample_rate: u32,
     pub channels: u8,
+    /// Opus: the samples (48 kHz) the decoder drops first, with the rate encoded from.
+    pub opus: Option<OpusParams>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpusParams {
+    pub pre_skip: u16,
+    pub input_rate: u32,
+    /// What the source sent ("MP3", "G.711 A-law"…), said on the session.
+    pub from: &'static str,
 }
 
 impl AudioParams {
     pub fn codec(&self) -> String {
-        format!("mp4a.40.{}", self.object_type)
+        match self.opus {
+            Some(_) => "opus".into(),
+            None => format!("mp4a.40.{}", self.object_type),
+        }
+    }
+
+    /// Opus at 48 kHz (its only timescale) with `channels`, as liveproc encodes it.
+    pub fn opus(channels: u8, pre_skip: u16, input_rate: u32, from: &'static str) -> AudioParams {
+        AudioParams {
+            asc: Bytes::new(),
+            object_type: 0,
+            sample_rate: 48_000,
+            channels,
+            opus: Some(OpusParams {
+                pre_skip,
+                input_rate,
+                from,
+            }),
+        }
+    }
+
+    /// Samples per frame in the track's timescale: AAC's 1024, liveproc's 20 ms Opus frames.
+    pub fn frame_samples(&self) -> i64 {
+        match self.opus {
+            Some(_) => 960,
+            None => 1024,
+        }
     }
 
     /// Parses the first bytes of an AudioSpecificConfig (ISO 14496-3 §1.6.2.1).
@@ -197,6 +237,7 @@ impl AudioParams {
             object_type,
             sample_rate,
             channels,
+            opus: None,
         })
     }
 }

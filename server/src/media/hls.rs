@@ -219,6 +219,11 @@ pub(crate) struct Segmenter {
     audio: Option<AudioParams>,
     /// The params changed since the last init segment was written.
     params_changed: bool,
+    /// New video params that wait for the open segment (of the old ones) to be cut at the
+    /// next keyframe: the old frames must not go out under the new init segment.
+    next_video: Option<VideoParams>,
+    /// Set by a writer that starts a new file for each init segment (the recording).
+    pub(crate) rebase_on_init: bool,
     init_version: Option<u32>,
     video_frames: Vec<Frame>,
     audio_frames: Vec<Frame>,
@@ -235,14 +240,23 @@ pub(crate) struct Segmenter {
 }
 
 impl Segmenter {
+    fn audio_frame_samples(&self) -> i64 {
+        self.audio.as_ref().map_or(1024, AudioParams::frame_samples)
+    }
+
     pub(crate) fn push(&mut self, event: &Event, inits: u32) -> Option<(Option<Bytes>, Segment)> {
         match event {
             // Before the first init segment, parameters simply arrive; after it, a change needs
             // a new init segment and so a cut.
             Event::Video(p) => {
-                self.params_changed |=
-                    self.init_version.is_some() && self.video.as_ref() != Some(p);
-                self.video = Some(p.clone());
+                if self.video.as_ref() == Some(p) {
+                    self.next_video = None;
+                } else if self.video_frames.is_empty() {
+                    self.params_changed |= self.init_version.is_some();
+                    self.video = Some(p.clone());
+                } else {
+                    self.next_video = Some(p.clone());
+                }
                 None
             }
             Event::Audio(p) => {
@@ -270,15 +284,22 @@ impl Segmenter {
         let mut out = None;
         match f.track {
             Track::Video if has_video => {
-                if self.video_frames.is_empty() && !f.keyframe {
+                if (self.video_frames.is_empty() || self.next_video.is_some()) && !f.keyframe {
                     return None; // a segment starts with a keyframe
                 }
                 if f.keyframe {
                     if let Some(first) = self.video_frames.first() {
                         let elapsed = (f.dts - first.dts) as f64 / f64::from(VIDEO_TIMESCALE);
-                        if elapsed >= TARGET_SECONDS || self.params_changed {
+                        if elapsed >= TARGET_SECONDS
+                            || self.params_changed
+                            || self.next_video.is_some()
+                        {
                             out = self.cut(f.dts, inits);
                         }
+                    }
+                    if let Some(p) = self.next_video.take() {
+                        self.params_changed |= self.init_version.is_some();
+                        self.video = Some(p);
                     }
                 }
                 self.video_frames.push(f.clone());
@@ -292,8 +313,9 @@ impl Segmenter {
                 if !has_video {
                     let rate = self.audio.as_ref().map_or(48000, |a| a.sample_rate) as f64;
                     let first = self.audio_frames[0].dts;
-                    if (f.dts + 1024 - first) as f64 / rate >= TARGET_SECONDS {
-                        out = self.cut(f.dts + 1024, inits);
+                    let end = f.dts + self.audio_frame_samples();
+                    if (end - first) as f64 / rate >= TARGET_SECONDS {
+                        out = self.cut(end, inits);
                     }
                 }
             }
@@ -330,11 +352,19 @@ impl Segmenter {
             (None, Some(a), Some(r)) => (end - a.dts) as f64 / r as f64,
             _ => 0.0,
         };
-        if self.rebase_next {
-            self.origin = (
-                video.first().map_or(0, |f| f.dts),
-                audio.first().map_or(0, |f| f.dts),
-            );
+        if self.rebase_next || (new_init.is_some() && self.rebase_on_init) {
+            // One instant for both tracks (the earlier first frame), so that rebasing keeps
+            // audio where it was against the video.
+            let r = i128::from(rate.unwrap_or(48_000).max(1));
+            let v = i128::from(VIDEO_TIMESCALE);
+            // In units of 1 / (90 kHz × audio rate), exact in both timescales.
+            let start = match (video.first(), audio.first()) {
+                (Some(v0), Some(a0)) => (i128::from(v0.dts) * r).min(i128::from(a0.dts) * v),
+                (Some(v0), None) => i128::from(v0.dts) * r,
+                (None, Some(a0)) => i128::from(a0.dts) * v,
+                (None, None) => 0,
+            };
+            self.origin = (start.div_euclid(r) as i64, start.div_euclid(v) as i64);
             self.rebase_next = false;
         }
         let runs = [
@@ -347,7 +377,7 @@ impl Segmenter {
             TrackRun {
                 track_id: AUDIO_TRACK_ID,
                 base_dts: audio.first().map_or(0, |f| f.dts - self.origin.1),
-                last_duration: 1024,
+                last_duration: self.audio_frame_samples() as u32,
                 frames: &audio,
             },
         ];
@@ -389,7 +419,7 @@ impl Segmenter {
                 .map_or(3000, |p| last.dts - p.dts);
             last.dts + prev.max(1)
         } else {
-            self.audio_frames.last()?.dts + 1024
+            self.audio_frames.last()?.dts + self.audio_frame_samples()
         };
         self.cut(end, inits)
     }

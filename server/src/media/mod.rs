@@ -597,6 +597,15 @@ impl Engine {
             }
             Event::Audio(p) => {
                 let p = p.clone();
+                let first = stream.codecs.lock().expect("codecs").audio_codec.is_none();
+                if let (Some(opus), true) = (p.opus, first) {
+                    let warning = format!(
+                        "the source's {} audio ({} Hz) is transcoded to Opus: browsers cannot \
+                         play it from MP4",
+                        opus.from, opus.input_rate
+                    );
+                    self.warn(stream, "audio_transcoded", warning).await;
+                }
                 self.set_codecs(stream, |c| {
                     c.audio_codec = Some(p.codec());
                     c.audio_sample_rate = Some(i64::from(p.sample_rate));

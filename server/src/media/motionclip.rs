@@ -121,7 +121,10 @@ pub fn make(span: &Span, gif_path: &std::path::Path) -> Result<Written, String> 
             } else {
                 &[]
             },
-            last_duration: 1024,
+            last_duration: span
+                .audio_params
+                .as_ref()
+                .map_or(1024, |a| a.frame_samples() as u32),
         },
     ];
     mp4.extend_from_slice(&fmp4::fragment(1, &runs));
@@ -207,7 +210,14 @@ pub async fn run(mut sub: Subscription, engine: Arc<Engine>, m: MotionClips) {
                 span = None;
                 video = Some(p.clone());
             }
-            Event::Audio(p) => audio = Some(p.clone()),
+            Event::Audio(p) => {
+                audio = Some(p.clone());
+                // Audio known only after the span began (transcoded audio is, once its first
+                // frame is decoded) joins it.
+                if let Some(s) = span.as_mut().filter(|s| s.audio.is_empty()) {
+                    s.audio_params = audio.clone();
+                }
+            }
             Event::Frame(f) => match f.track {
                 Track::Video => {
                     if let Some(s) = span.as_mut() {

@@ -49,6 +49,7 @@ pub async fn run(mut sub: Subscription, engine: Arc<Engine>, rec: Recording) {
         index: 0,
     };
     let mut seg = Segmenter::default();
+    seg.rebase_on_init = true;
     while let Some(event) = sub.recv().await {
         // Each file starts at time 0, so players show its own length (a track's first frames
         // become 0; audio and video stay within one AAC frame of each other).

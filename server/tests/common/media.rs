@@ -217,3 +217,51 @@ pub fn probe_stream<'a>(probe: &'a Value, kind: &str) -> Option<&'a Value> {
 pub fn asset_path(url: &str) -> String {
     format!("/assets/{}", url.split_once("/assets/").unwrap().1)
 }
+
+/// `ffmpeg -v error` prints nothing decoding `file`, and DTS increase strictly in each of its
+/// `tracks` tracks. A file that fails is kept in the temporary directory for diagnosis.
+pub fn assert_decodes_clean(file: &std::path::Path, what: &str, tracks: usize) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    let errors = String::from_utf8_lossy(&out.stderr);
+    if !(out.status.success() && errors.trim().is_empty()) {
+        let kept = std::env::temp_dir().join(format!("decode-{what}.mp4").replace(' ', "-"));
+        let _ = std::fs::copy(file, &kept);
+        panic!(
+            "{what}: decoding printed {errors} (file kept at {})",
+            kept.display()
+        );
+    }
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "packet=stream_index,dts"])
+        .args(["-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    let mut last: Vec<Option<i64>> = vec![None; tracks];
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut fields = line.split(',');
+        let (Some(track), Some(dts)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let (Ok(track), Ok(dts)) = (track.parse::<usize>(), dts.parse::<i64>()) else {
+            continue;
+        };
+        assert!(track < tracks, "{what}: a track {track} beyond {tracks}");
+        if let Some(before) = last[track] {
+            assert!(
+                dts > before,
+                "{what}: track {track} DTS {before} then {dts}"
+            );
+        }
+        last[track] = Some(dts);
+    }
+    assert!(
+        last.iter().all(Option::is_some),
+        "{what}: packets of all {tracks} tracks"
+    );
+}

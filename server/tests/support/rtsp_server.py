@@ -4,7 +4,7 @@ python3-gi, gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-*, gstreamer1.0-lib
 
 Usage: rtsp_server.py PORT [KIND] — serves rtsp://127.0.0.1:PORT/cam and prints "ready" once
 listening. KIND: "h264-aac" (default: H.264 640x360 25 fps + AAC 48 kHz), "h264-pcma" (the usual
-IP-camera default: H.264 + G.711 A-law 8 kHz), "h265-aac" (H.265 + AAC)."""
+IP-camera default: H.264 + G.711 A-law 8 kHz), "h264-pcmu" (G.711 µ-law), "h265-aac" (H.265 + AAC)."""
 import sys
 
 import gi
@@ -35,6 +35,8 @@ audio = {
     "! rtpmp4gpay name=pay1 pt=97 ",
     "pcma": "audiotestsrc is-live=true ! audio/x-raw,rate=8000,channels=1 ! alawenc "
     "! rtppcmapay name=pay1 pt=8 ",
+    "pcmu": "audiotestsrc is-live=true ! audio/x-raw,rate=8000,channels=1 ! mulawenc "
+    "! rtppcmupay name=pay1 pt=0 ",
 }[kind.split("-")[1]]
 factory.set_launch("( " + video_source + video + audio + ")")
 factory.set_shared(True)

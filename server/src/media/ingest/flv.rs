@@ -1,12 +1,14 @@
 //! FLV audio/video tag bodies (as RTMP carries them) to bus events.
 //!
 //! Legacy FLV (video_file_format_spec_v10_1, Annex E.4.3): H.264 is codec id 7, AAC sound format
-//! 10. Enhanced RTMP (HEVC, AV1, VP9, Opus…) sets the high bit of the first byte; liveproc refuses
-//! those with a clear reason rather than writing files no process can read.
+//! 10, carried as they come; MP3 (2, 14) and G.711 (7, 8) are transcoded to Opus
+//! ([`super::to_opus`]). Enhanced RTMP (HEVC, AV1, VP9, Opus…) sets the high bit of the first
+//! byte; liveproc refuses those with a clear reason rather than writing files no process can read.
 
 use bytes::Bytes;
 
 use super::rtmp_session::Media;
+use super::to_opus::{SourceAudio, ToOpus};
 use crate::media::frame::{AudioParams, Event, Frame, Track, VideoParams};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -15,6 +17,8 @@ pub enum DemuxError {
     Codec(String),
     #[error("malformed {0}")]
     Malformed(&'static str),
+    #[error("{0}")]
+    Transcode(String),
 }
 
 /// Per-publisher demuxing state: the current parameters and the audio sample clock.
@@ -24,6 +28,13 @@ pub struct FlvDemuxer {
     pub audio: Option<AudioParams>,
     /// The decode time the next AAC frame should have, in samples.
     audio_next: Option<i64>,
+    /// Added to the publisher's clock (in samples) once it jumped back, so that audio times
+    /// never do.
+    audio_offset: i64,
+    /// AAC frames dropped to keep audio with the publisher's clock.
+    pub audio_dropped: u64,
+    /// MP3 or G.711 audio, transcoded to Opus.
+    to_opus: Option<ToOpus>,
     video_clock: VideoClock,
 }
 
@@ -43,10 +54,15 @@ struct VideoClock {
     last: Option<(i64, i64, i64)>,
     /// The grid's frame duration (90 kHz), once chosen.
     duration: Option<f64>,
+    /// The last frame duration chosen on any grid (90 kHz).
+    step: Option<i64>,
     /// Source milliseconds and frame slots of the grids before this one.
     history: (i64, i64),
-    /// The source times of the last frames.
+    /// The source times (90 kHz, offset) of the last frames.
     recent: std::collections::VecDeque<i64>,
+    /// Added to source times (90 kHz) once the publisher's clock jumped back (or wrapped),
+    /// so that decode times never do.
+    offset: i64,
 }
 
 impl VideoClock {
@@ -56,6 +72,10 @@ impl VideoClock {
         9000.0, 7200.0, 6000.0, 4500.0, 3753.75, 3750.0, 3600.0, 3003.0, 3000.0, 1800.0, 1501.5,
         1500.0, 750.0,
     ];
+    /// A source time this far (90 kHz) behind the last frame is a jump back, not jitter.
+    const JUMP_BACK: i64 = 9000;
+    /// A gap this long (90 kHz) is a jump forward: kept, as audio keeps it.
+    const JUMP_FORWARD: i64 = 90_000;
 
     /// The common frame duration nearest `interval` (90 kHz), if within a quarter of it.
     fn nearest(interval: f64) -> Option<f64> {
@@ -68,22 +88,18 @@ impl VideoClock {
 
     /// The decode time (90 kHz) of a frame at `ms`, and the grid's frame duration.
     fn dts(&mut self, ms: i64) -> (i64, Option<f64>) {
-        let raw = ms * 90;
-        if self.recent.len() == 16 {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(ms);
+        let raw = ms * 90 + self.offset;
         let mut chosen = None;
         if let (Some((origin, anchor_ms)), Some((last_index, _, last_ms))) =
             (self.anchor, self.last)
         {
             let d = self.duration.or_else(|| {
                 let (history_ms, slots) = self.history;
-                let (first, n) = (self.recent[0], self.recent.len() as i64);
                 let interval = if slots >= 100 {
                     history_ms as f64 * 90.0 / slots as f64
                 } else {
-                    (ms - first) as f64 * 90.0 / (n - 1) as f64
+                    let first = *self.recent.front()?;
+                    (raw - first) as f64 / self.recent.len() as f64
                 };
                 Self::nearest(interval)
             });
@@ -93,24 +109,48 @@ impl VideoClock {
                 let on_grid = origin + (index as f64 * d).round() as i64;
                 if index > last_index && ((on_grid - raw) as f64).abs() <= d * 0.45 {
                     self.duration = Some(d);
+                    self.step = Some(d.round() as i64);
                     self.last = Some((index, on_grid, ms));
+                    self.remember(raw);
                     return (on_grid, Some(d));
                 }
             }
             self.history.0 += last_ms - anchor_ms;
             self.history.1 += last_index;
         }
-        // A new grid from this frame, at least a frame after the last one when the rate is
-        // known: two frames in one slot of the guessed rate is what players stumble on.
-        let dts = match (self.last, chosen) {
-            (Some((_, last, _)), Some(d)) => raw.max(last + d.round() as i64),
-            (Some((_, last, _)), None) => raw.max(last + 1),
-            (None, _) => raw,
+        // A new grid from this frame, at least a frame after the last one (two frames in one
+        // slot of the guessed rate is what players stumble on). A clock that went back further
+        // than jitter goes on from the last frame, and the times after it with it.
+        let mut jumped = false;
+        let dts = match self.last {
+            Some((_, last, _)) => {
+                let next = last + chosen.map_or(self.step.unwrap_or(1), |d| d.round() as i64);
+                if raw < last - Self::JUMP_BACK {
+                    self.offset += next - raw;
+                    jumped = true;
+                }
+                jumped |= raw > last + Self::JUMP_FORWARD;
+                raw.max(next)
+            }
+            None => raw,
         };
         self.anchor = Some((dts, ms));
         self.last = Some((0, dts, ms));
-        self.duration = None;
+        // A jump moves the clock, not the frame rate: the new grid keeps the last one's, so
+        // that pictures around the jump keep their order and spacing.
+        self.duration = if jumped { chosen } else { None };
+        if jumped {
+            self.recent.clear();
+        }
+        self.remember(dts);
         (dts, None)
+    }
+
+    fn remember(&mut self, t: i64) {
+        if self.recent.len() == 16 {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(t);
     }
 }
 
@@ -121,9 +161,9 @@ impl FlvDemuxer {
         kind: Media,
         timestamp: u32,
         data: Bytes,
-    ) -> Result<Option<Event>, DemuxError> {
+    ) -> Result<Vec<Event>, DemuxError> {
         match kind {
-            Media::Video => self.video(timestamp, data),
+            Media::Video => Ok(self.video(timestamp, data)?.into_iter().collect()),
             Media::Audio => self.audio(timestamp, data),
         }
     }
@@ -188,23 +228,34 @@ impl FlvDemuxer {
         }
     }
 
-    /// One audio message; `timestamp` is RTMP's, in milliseconds.
-    pub fn audio(&mut self, timestamp: u32, data: Bytes) -> Result<Option<Event>, DemuxError> {
+    /// One audio message; `timestamp` is RTMP's, in milliseconds. An MP3 or G.711 message gives
+    /// the Opus frames it completes (and the Opus parameters before the first).
+    pub fn audio(&mut self, timestamp: u32, data: Bytes) -> Result<Vec<Event>, DemuxError> {
         let Some(&b0) = data.first() else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
-        match b0 >> 4 {
-            10 => {}
+        let channels = 1 + (b0 & 1);
+        let source = match b0 >> 4 {
+            10 => None,
+            2 | 14 => Some(SourceAudio::Mp3),
+            7 | 8 => Some(SourceAudio::G711 {
+                mu_law: b0 >> 4 == 8,
+                rate: 8000,
+                channels,
+            }),
             9 => {
                 return Err(DemuxError::Codec(
-                    "enhanced RTMP audio; liveproc takes AAC".into(),
+                    "enhanced RTMP audio; liveproc takes AAC, MP3 and G.711".into(),
                 ))
             }
             other => {
                 return Err(DemuxError::Codec(format!(
-                    "FLV sound format {other}; liveproc takes AAC (format 10)"
+                    "FLV sound format {other}; liveproc takes AAC (10), MP3 (2) and G.711 (7, 8)"
                 )))
             }
+        };
+        if let Some(source) = source {
+            return self.transcoded(source, timestamp, data.slice(1..));
         }
         if data.len() < 2 {
             return Err(DemuxError::Malformed("AAC audio tag header"));
@@ -215,35 +266,78 @@ impl FlvDemuxer {
                 let params = AudioParams::from_asc(body)
                     .ok_or(DemuxError::Malformed("AudioSpecificConfig"))?;
                 if self.audio.as_ref() == Some(&params) {
-                    return Ok(None);
+                    return Ok(Vec::new());
                 }
                 self.audio = Some(params.clone());
                 self.audio_next = None;
-                Ok(Some(Event::Audio(params)))
+                self.audio_offset = 0;
+                Ok(vec![Event::Audio(params)])
             }
             1 if !body.is_empty() => {
                 let Some(rate) = self.audio.as_ref().map(|a| i64::from(a.sample_rate)) else {
-                    return Ok(None);
+                    return Ok(Vec::new());
                 };
-                // Count samples (1024 per AAC frame) instead of trusting millisecond stamps;
-                // resync only when they disagree by more than 100 ms (a gap in the source).
-                let from_clock = i64::from(timestamp) * rate / 1000;
+                // Count samples (1024 per AAC frame) instead of trusting millisecond stamps,
+                // within a frame and a half of the publisher's clock (ms rounding and jitter).
+                // Beyond: a clock ahead is a gap in the source, kept; a clock a little behind
+                // (audio drifting ahead of the video) drops the frame; a clock more than 100 ms
+                // behind jumped back (or wrapped) and is offset. Never back, never drifting.
+                let from_clock = i64::from(timestamp) * rate / 1000 + self.audio_offset;
                 let dts = match self.audio_next {
-                    Some(next) if (next - from_clock).abs() <= rate / 10 => next,
-                    _ => from_clock,
+                    None => from_clock,
+                    Some(next) if (next - from_clock).abs() <= 1536 => next,
+                    Some(next) if from_clock > next => from_clock,
+                    Some(next) if next - from_clock <= rate / 10 => {
+                        self.audio_dropped += 1;
+                        return Ok(Vec::new());
+                    }
+                    Some(next) => {
+                        self.audio_offset += next - from_clock;
+                        next
+                    }
                 };
                 self.audio_next = Some(dts + 1024);
-                Ok(Some(Event::Frame(Frame {
+                Ok(vec![Event::Frame(Frame {
                     track: Track::Audio,
                     dts,
                     pts: dts,
                     keyframe: true,
                     data: body,
                     arrived: std::time::Instant::now(),
-                })))
+                })])
             }
-            _ => Ok(None),
+            _ => Ok(Vec::new()),
         }
+    }
+
+    /// MP3 or G.711, through the stream's Opus encoder.
+    fn transcoded(
+        &mut self,
+        source: SourceAudio,
+        timestamp: u32,
+        body: Bytes,
+    ) -> Result<Vec<Event>, DemuxError> {
+        if body.is_empty() {
+            return Ok(Vec::new());
+        }
+        let to_opus = match &mut self.to_opus {
+            Some(t) if t.source() == source => t,
+            _ => self
+                .to_opus
+                .insert(ToOpus::new(source).map_err(DemuxError::Transcode)?),
+        };
+        let frames = to_opus
+            .push(i64::from(timestamp) * 48, &body)
+            .map_err(DemuxError::Transcode)?;
+        let mut out = Vec::with_capacity(frames.len() + 1);
+        if let Some(params) = to_opus.params() {
+            if self.audio.as_ref() != Some(params) {
+                self.audio = Some(params.clone());
+                out.push(Event::Audio(params.clone()));
+            }
+        }
+        out.extend(frames.into_iter().map(Event::Frame));
+        Ok(out)
     }
 }
 
@@ -258,8 +352,13 @@ mod tests {
         assert!(matches!(d.video(0, hevc), Err(DemuxError::Codec(m)) if m.contains("hvc1")));
         let vp6 = Bytes::from_static(&[0x14, 0]);
         assert!(matches!(d.video(0, vp6), Err(DemuxError::Codec(m)) if m.contains("id 4")));
-        let mp3 = Bytes::from_static(&[0x2f, 0]);
-        assert!(matches!(d.audio(0, mp3), Err(DemuxError::Codec(m)) if m.contains("format 2")));
+        let speex = Bytes::from_static(&[0xb6, 0]);
+        assert!(matches!(d.audio(0, speex), Err(DemuxError::Codec(m)) if m.contains("format 11")));
+        let mp3_garbage = Bytes::from_static(&[0x2f, 1, 2, 3, 4]);
+        assert!(matches!(
+            d.audio(0, mp3_garbage),
+            Err(DemuxError::Transcode(_))
+        ));
     }
 
     #[test]
@@ -269,10 +368,10 @@ mod tests {
             d.video(0, Bytes::from_static(&[0x17, 1, 0, 0, 0, 1, 2])),
             Ok(None)
         ));
-        assert!(matches!(
-            d.audio(0, Bytes::from_static(&[0xaf, 1, 1, 2])),
-            Ok(None)
-        ));
+        assert!(d
+            .audio(0, Bytes::from_static(&[0xaf, 1, 1, 2]))
+            .unwrap()
+            .is_empty());
         assert!(d
             .video(0, Bytes::from_static(&[0x17, 0, 0, 0, 0, 1]))
             .is_err());
@@ -284,23 +383,46 @@ mod tests {
     fn audio_clock_counts_samples_and_composition_time_is_signed() {
         let mut d = FlvDemuxer::default();
         // AAC-LC 48 kHz stereo.
-        assert!(d
-            .audio(0, Bytes::from_static(&[0xaf, 0, 0x11, 0x90]))
-            .unwrap()
-            .is_some());
-        let mut dts = Vec::new();
-        for ts in [1000u32, 1021, 1043, 1064] {
-            match d.audio(ts, Bytes::from_static(&[0xaf, 1, 9])).unwrap() {
-                Some(Event::Frame(f)) => dts.push(f.dts),
+        assert_eq!(
+            d.audio(0, Bytes::from_static(&[0xaf, 0, 0x11, 0x90]))
+                .unwrap()
+                .len(),
+            1
+        );
+        let audio_dts = |d: &mut FlvDemuxer, ts: u32| -> i64 {
+            match &d.audio(ts, Bytes::from_static(&[0xaf, 1, 9])).unwrap()[..] {
+                [Event::Frame(f)] => f.dts,
                 other => panic!("{other:?}"),
             }
-        }
+        };
+        let dts: Vec<i64> = [1000u32, 1021, 1043, 1064]
+            .iter()
+            .map(|&ts| audio_dts(&mut d, ts))
+            .collect();
         assert_eq!(dts, [48000, 49024, 50048, 51072]);
         // A real gap resyncs to the clock.
-        match d.audio(5000, Bytes::from_static(&[0xaf, 1, 9])).unwrap() {
-            Some(Event::Frame(f)) => assert_eq!(f.dts, 240000),
-            other => panic!("{other:?}"),
+        assert_eq!(audio_dts(&mut d, 5000), 240000);
+        // Audio running ahead of its clock by more than a frame and a half loses a frame.
+        for ts in [5021, 5043, 5064] {
+            assert_eq!(
+                audio_dts(&mut d, ts),
+                240000 + (i64::from(ts) - 5000) / 21 * 1024
+            );
         }
+        assert!(d
+            .audio(5050, Bytes::from_static(&[0xaf, 1, 9]))
+            .unwrap()
+            .is_empty());
+        assert_eq!(d.audio_dropped, 1);
+        assert_eq!(audio_dts(&mut d, 5085), 244096);
+        // The audio DTS defect: a clock behind the samples counted by more than the 100 ms
+        // window went back with it (ffprobe saw 476160 then 473136). Now it never goes back, and
+        // later times follow on from where the jump left them.
+        assert_eq!(audio_dts(&mut d, 4800), 245120);
+        assert_eq!(audio_dts(&mut d, 4821), 246144);
+        assert_eq!(audio_dts(&mut d, 4843), 247168);
+        // A 32-bit wrap of the publisher's clock is a jump back too.
+        assert_eq!(audio_dts(&mut d, 0), 248192);
         d.video = Some(VideoParams {
             kind: crate::media::frame::VideoCodec::H264,
             avcc: Bytes::new(),
@@ -353,10 +475,19 @@ mod tests {
         assert!(step == 3000 || step == 3003, "{dts:?}");
         assert!(dts[30..].windows(2).all(|w| w[1] - w[0] == step), "{dts:?}");
         assert!(dts.windows(2).all(|w| w[1] > w[0]), "{dts:?}");
-        // A clock that jumps 10 s forward and back stays strictly increasing.
+        // A 25 fps clock that jumps 10 s forward and back stays strictly increasing, and on
+        // its grid: the jump forward is a gap, the jump back goes on a frame after the last.
         let mut clock = VideoClock::default();
-        let jumpy = [0, 40, 80, 10_080, 10_120, 120, 160, 200];
+        let jumpy: Vec<i64> = (0..40)
+            .map(|k| k * 40 + if (20..30).contains(&k) { 10_000 } else { 0 })
+            .collect();
         let dts: Vec<i64> = jumpy.iter().map(|&t| clock.dts(t).0).collect();
         assert!(dts.windows(2).all(|w| w[1] > w[0]), "{dts:?}");
+        let steps: Vec<i64> = dts.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(steps[19], 3600 + 900_000, "{steps:?}");
+        assert!(
+            steps.iter().enumerate().all(|(k, &s)| k == 19 || s == 3600),
+            "{steps:?}"
+        );
     }
 }

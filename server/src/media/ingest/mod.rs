@@ -6,3 +6,4 @@ pub mod rtmp_chunks;
 pub mod rtmp_guard;
 pub mod rtmp_session;
 pub mod rtsp;
+pub mod to_opus;

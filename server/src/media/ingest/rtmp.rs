@@ -284,14 +284,14 @@ impl Publisher for Handler {
         let Some(live) = self.live.clone() else {
             return Ok(());
         };
-        match self.demux.message(kind, timestamp, data) {
-            Ok(Some(event)) => {
-                self.engine.publish(&live, event).await;
-                Ok(())
-            }
-            Ok(None) => Ok(()),
-            Err(e) => Err(e.to_string()),
+        let events = self
+            .demux
+            .message(kind, timestamp, data)
+            .map_err(|e| e.to_string())?;
+        for event in events {
+            self.engine.publish(&live, event).await;
         }
+        Ok(())
     }
 
     async fn unpublish(&mut self) {

@@ -15,6 +15,7 @@ use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use super::to_opus::{SourceAudio, ToOpus};
 use crate::media::frame::{AudioParams, Event, Frame, Track, VideoParams};
 use crate::media::Engine;
 
@@ -166,7 +167,7 @@ async fn worker(
     }
 }
 
-/// DESCRIBE, SETUP the first H.264 or H.265 and AAC streams (interleaved over the RTSP connection),
+/// DESCRIBE, SETUP the first H.264 or H.265 and AAC or G.711 streams (interleaved over the RTSP connection),
 /// PLAY: a session whose frames are ready to read, and a warning for each audio or video
 /// stream of the source that is not carried. Shared with the fuzz target.
 pub(crate) async fn connect(
@@ -181,7 +182,7 @@ pub(crate) async fn connect(
     for (i, s) in session.streams().iter().enumerate() {
         match (s.media(), s.encoding_name()) {
             ("video", "h264" | "h265") if video_i.is_none() => video_i = Some(i),
-            ("audio", "mpeg4-generic") if audio_i.is_none() => audio_i = Some(i),
+            ("audio", "mpeg4-generic" | "pcma" | "pcmu") if audio_i.is_none() => audio_i = Some(i),
             _ => {}
         }
     }
@@ -192,7 +193,7 @@ pub(crate) async fn connect(
             .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
             .collect();
         return Err(format!(
-            "unsupported codec: the source offers {}; liveproc takes H.264 and AAC",
+            "unsupported codec: the source offers {}; liveproc takes H.264, H.265, AAC and G.711",
             found.join(", ")
         ));
     }
@@ -232,7 +233,7 @@ fn dropped_track(
 ) -> Option<String> {
     let (taken, carried, name) = match media {
         "video" => (video.is_some(), "H.264 or H.265", "video"),
-        "audio" => (audio.is_some(), "AAC", "audio"),
+        "audio" => (audio.is_some(), "AAC or G.711", "audio"),
         _ => return None,
     };
     let codec = match encoding {
@@ -278,14 +279,18 @@ fn hevc_irap(mut data: &[u8]) -> bool {
 pub(crate) struct Tracks {
     video: Option<VideoParams>,
     audio: Option<AudioParams>,
+    /// G.711 audio, transcoded to Opus.
+    to_opus: Option<ToOpus>,
 }
 
 impl Tracks {
-    /// The events of `item`; `parameters` are those of its stream as the session has them now.
+    /// The events of `item`; `parameters` are those of its stream as the session has them now,
+    /// `encoding` its SDP encoding name.
     pub(crate) fn events(
         &mut self,
         item: CodecItem,
         parameters: Option<ParametersRef<'_>>,
+        encoding: &str,
     ) -> Result<Vec<Event>, String> {
         let mut out = Vec::new();
         match item {
@@ -318,6 +323,30 @@ impl Tracks {
                     let keyframe = keyframe || (h265 && hevc_irap(&data));
                     out.push(frame(Track::Video, t, keyframe, data));
                 }
+            }
+            CodecItem::AudioFrame(f) if matches!(encoding, "pcma" | "pcmu") => {
+                let Some(ParametersRef::Audio(p)) = parameters else {
+                    return Ok(out);
+                };
+                let (rate, channels) = (p.clock_rate(), p.channels().get().min(2) as u8);
+                let to_opus = match &mut self.to_opus {
+                    Some(t) => t,
+                    None => self.to_opus.insert(ToOpus::new(SourceAudio::G711 {
+                        mu_law: encoding == "pcmu",
+                        rate,
+                        channels,
+                    })?),
+                };
+                // G.711's RTP clock is its sample rate; Opus counts at 48 kHz.
+                let time = f.timestamp().elapsed() * 48_000 / i64::from(rate.max(1));
+                let frames = to_opus.push(time, f.data())?;
+                if let Some(params) = to_opus.params() {
+                    if self.audio.as_ref() != Some(params) {
+                        self.audio = Some(params.clone());
+                        out.push(Event::Audio(params.clone()));
+                    }
+                }
+                out.extend(frames.into_iter().map(Event::Frame));
             }
             CodecItem::AudioFrame(f) => {
                 if self.audio.is_none() {
@@ -372,10 +401,10 @@ pub(crate) async fn next_events(
         Ok(item) => item,
         Err(e) => return Some(Err(e.to_string())),
     };
-    let parameters = stream_of(&item)
-        .and_then(|i| demuxed.streams().get(i))
-        .and_then(|s| s.parameters());
-    Some(tracks.events(item, parameters))
+    let stream = stream_of(&item).and_then(|i| demuxed.streams().get(i));
+    let parameters = stream.and_then(|s| s.parameters());
+    let encoding = stream.map_or("", |s| s.encoding_name());
+    Some(tracks.events(item, parameters, encoding))
 }
 
 /// One connection: connect (an answer within [`STALL`]), then feed frames until the source
@@ -443,6 +472,25 @@ async fn run_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropped_tracks_say_which_and_why() {
+        let extra = dropped_track("audio", "pcmu", Some(0), Some(1)).unwrap();
+        assert!(
+            extra.contains("extra audio track (G.711 µ-law (PCMU))"),
+            "{extra}"
+        );
+        let video = dropped_track("video", "jpeg", None, Some(1)).unwrap();
+        assert!(
+            video.contains("video track (video/jpeg) is dropped")
+                && video.contains("H.264 or H.265"),
+            "{video}"
+        );
+        assert_eq!(
+            dropped_track("application", "vnd.onvif.metadata", None, None),
+            None
+        );
+    }
 
     #[test]
     fn h265_random_access_includes_cra_pictures() {

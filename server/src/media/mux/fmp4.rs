@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::boxes::{be32, bx, children, full, u16b, u32b, u64b, MATRIX};
-use crate::media::frame::{AudioParams, Frame, VideoParams, VIDEO_TIMESCALE};
+use crate::media::frame::{AudioParams, Frame, OpusParams, VideoParams, VIDEO_TIMESCALE};
 
 pub const VIDEO_TRACK_ID: u32 = 1;
 pub const AUDIO_TRACK_ID: u32 = 2;
@@ -160,7 +160,8 @@ fn audio_trak(o: &mut Vec<u8>, a: &AudioParams) {
             bx(o, b"minf", |o| {
                 full(o, b"smhd", 0, 0, |o| u32b(o, 0));
                 stbl(o, |o| {
-                    bx(o, b"mp4a", |o| {
+                    let entry = if a.opus.is_some() { b"Opus" } else { b"mp4a" };
+                    bx(o, entry, |o| {
                         o.extend_from_slice(&[0; 6]);
                         u16b(o, 1);
                         o.extend_from_slice(&[0; 8]);
@@ -169,12 +170,26 @@ fn audio_trak(o: &mut Vec<u8>, a: &AudioParams) {
                         u32b(o, 0);
                         // 16.16 sample rate; rates above 65535 Hz do not fit and are signalled in esds.
                         u32b(o, (a.sample_rate.min(65535)) << 16);
-                        full(o, b"esds", 0, 0, |o| esds(o, &a.asc));
+                        match a.opus {
+                            Some(opus) => bx(o, b"dOps", |o| dops(o, a.channels, opus)),
+                            None => full(o, b"esds", 0, 0, |o| esds(o, &a.asc)),
+                        }
                     });
                 });
             });
         });
     });
+}
+
+/// Opus specific box ("Encapsulation of Opus in ISO Base Media File Format" §4.3.2): mono or
+/// stereo, channel mapping family 0.
+fn dops(o: &mut Vec<u8>, channels: u8, opus: OpusParams) {
+    o.push(0); // version
+    o.push(channels.max(1));
+    u16b(o, opus.pre_skip);
+    u32b(o, opus.input_rate);
+    u16b(o, 0); // output gain
+    o.push(0); // channel mapping family
 }
 
 /// MPEG-4 ES descriptor carrying the AudioSpecificConfig (ISO 14496-1 §7.2.6.5).
