@@ -94,6 +94,59 @@ impl VideoParams {
         }
     }
 
+    /// From an HEVCDecoderConfigurationRecord (ISO 14496-15 §8.3.3.1, as Enhanced RTMP sends
+    /// it): the picture size from its SPS, the RFC 6381 string from its profile fields.
+    pub fn from_hvcc(hvcc: Bytes) -> Result<VideoParams, &'static str> {
+        use scuffle_h265::{HEVCDecoderConfigurationRecord, NALUnitType, SpsNALUnit};
+        let record = HEVCDecoderConfigurationRecord::demux(std::io::Cursor::new(hvcc.clone()))
+            .map_err(|_| "HEVCDecoderConfigurationRecord")?;
+        if record.length_size_minus_one != 3 {
+            return Err("HEVCDecoderConfigurationRecord with NAL lengths other than 4 bytes");
+        }
+        let sps = record
+            .arrays
+            .iter()
+            .filter(|a| a.nal_unit_type == NALUnitType::SpsNut)
+            .flat_map(|a| a.nalus.first())
+            .next()
+            .ok_or("HEVCDecoderConfigurationRecord without SPS")?;
+        // A hostile SPS must end its own session only: a panic of the parser is an error.
+        let sps = std::panic::catch_unwind(|| SpsNALUnit::parse(std::io::Cursor::new(&sps[..])))
+            .map_err(|_| "H.265 SPS")?
+            .map_err(|_| "H.265 SPS")?;
+        let (width, height) = (sps.rbsp.cropped_width(), sps.rbsp.cropped_height());
+        let fits = |v: u64| (1..=8192).contains(&v);
+        if !(fits(width) && fits(height)) {
+            return Err("H.265 SPS dimensions");
+        }
+        // ISO 14496-15 Annex E.3: profile space and idc, the compatibility flags bit-reversed,
+        // tier and level, then the constraint bytes without trailing zeros.
+        let space = ["", "A", "B", "C"][usize::from(record.general_profile_space & 3)];
+        let compat = record
+            .general_profile_compatibility_flags
+            .bits()
+            .reverse_bits();
+        let tier = if record.general_tier_flag { 'H' } else { 'L' };
+        let mut codec = format!(
+            "hvc1.{space}{}.{compat:X}.{tier}{}",
+            record.general_profile_idc, record.general_level_idc
+        );
+        let constraints = record.general_constraint_indicator_flags.to_be_bytes();
+        let used = constraints[2..]
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(0, |i| i + 1);
+        for b in &constraints[2..2 + used] {
+            codec.push_str(&format!(".{b:X}"));
+        }
+        Ok(VideoParams::from_hevc(
+            hvcc,
+            codec,
+            width as u32,
+            height as u32,
+        ))
+    }
+
     /// High profile 3.1 parameters of the given size, for tests of writers that only copy them.
     #[cfg(test)]
     pub(crate) fn for_tests(width: u32, height: u32) -> VideoParams {
@@ -123,6 +176,25 @@ impl VideoParams {
     pub fn is_h265(&self) -> bool {
         matches!(self.kind, VideoCodec::H265(_))
     }
+}
+
+/// Whether a frame of 4-byte length-prefixed H.265 NAL units holds an IRAP picture (BLA, IDR
+/// or CRA: NAL unit types 16 to 21), where a stream can start.
+pub fn hevc_irap(mut data: &[u8]) -> bool {
+    while data.len() > 4 {
+        let n = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
+        let Some(nal) = data.get(4..4 + n) else {
+            return false;
+        };
+        if nal
+            .first()
+            .is_some_and(|b| (16..=21).contains(&((b >> 1) & 0x3F)))
+        {
+            return true;
+        }
+        data = &data[4 + n..];
+    }
+    false
 }
 
 /// Width and height from an SPS, as `Sps::width`/`height` compute them but checked: that
@@ -263,6 +335,20 @@ mod tests {
         // AAC-LC, 44.1 kHz (index 4), mono.
         let p = AudioParams::from_asc(Bytes::from_static(&[0x12, 0x08])).unwrap();
         assert_eq!((p.sample_rate, p.channels), (44100, 1));
+        // HE-AAC, explicit signalling: SBR (type 5) over a 24 kHz core, 48 kHz out, stereo.
+        // The track's timescale is the core rate, where a frame is 1024 samples.
+        let p = AudioParams::from_asc(Bytes::from_static(&[0x2B, 0x11, 0x88, 0x00])).unwrap();
+        assert_eq!(
+            (p.codec(), p.sample_rate, p.channels),
+            ("mp4a.40.5".into(), 24000, 2)
+        );
+        assert_eq!(p.frame_samples(), 1024);
+        // Opus as liveproc encodes it.
+        let p = AudioParams::opus(1, 312, 8000, "G.711 A-law");
+        assert_eq!(
+            (p.codec(), p.sample_rate, p.frame_samples()),
+            ("opus".into(), 48000, 960)
+        );
         assert!(AudioParams::from_asc(Bytes::from_static(&[0x12])).is_none());
         assert!(AudioParams::from_asc(Bytes::from_static(&[0x17, 0x88])).is_none());
     }

@@ -2,14 +2,20 @@
 //!
 //! Legacy FLV (video_file_format_spec_v10_1, Annex E.4.3): H.264 is codec id 7, AAC sound format
 //! 10, carried as they come; MP3 (2, 14) and G.711 (7, 8) are transcoded to Opus
-//! ([`super::to_opus`]). Enhanced RTMP (HEVC, AV1, VP9, Opus…) sets the high bit of the first
-//! byte; liveproc refuses those with a clear reason rather than writing files no process can read.
+//! ([`super::to_opus`]). Enhanced RTMP sets the high bit of the first byte: H.265 (`hvc1`) is
+//! carried; AV1, VP9 and the rest are refused with a clear reason rather than written to files
+//! no process can read.
 
 use bytes::Bytes;
 
 use super::rtmp_session::Media;
 use super::to_opus::{SourceAudio, ToOpus};
-use crate::media::frame::{AudioParams, Event, Frame, Track, VideoParams};
+use crate::media::frame::{hevc_irap, AudioParams, Event, Frame, Track, VideoParams};
+
+/// A signed 24-bit big-endian number (FLV's composition time).
+fn si24(b: &[u8]) -> i32 {
+    ((u32::from_be_bytes([0, b[0], b[1], b[2]]) << 8) as i32) >> 8
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DemuxError {
@@ -77,13 +83,24 @@ impl VideoClock {
     /// A gap this long (90 kHz) is a jump forward: kept, as audio keeps it.
     const JUMP_FORWARD: i64 = 90_000;
 
-    /// The common frame duration nearest `interval` (90 kHz), if within a quarter of it.
-    fn nearest(interval: f64) -> Option<f64> {
-        Self::GRID
+    /// The common frame duration nearest `interval` (90 kHz), if within a quarter of it. An
+    /// interval measured over `n` frames of millisecond times is only good to 180 / n: when the
+    /// NTSC rate (1001/1000 longer) and its whole sibling both fit, the whole one is taken (the
+    /// long-run interval tells them apart later), or 30 fps stamped 0, 34, 67… starts on 29.97.
+    fn nearest(interval: f64, n: i64) -> Option<f64> {
+        let d = Self::GRID
             .iter()
             .copied()
             .min_by(|a, b| (a - interval).abs().total_cmp(&(b - interval).abs()))
-            .filter(|d| (d - interval).abs() <= d * 0.25)
+            .filter(|d| (d - interval).abs() <= d * 0.25)?;
+        let whole = d * 1000.0 / 1001.0;
+        let error = 180.0 / n.max(1) as f64;
+        let ntsc = Self::GRID.iter().any(|g| (g - whole).abs() < 0.01);
+        Some(if ntsc && (whole - interval).abs() <= error {
+            whole.round()
+        } else {
+            d
+        })
     }
 
     /// The decode time (90 kHz) of a frame at `ms`, and the grid's frame duration.
@@ -95,13 +112,14 @@ impl VideoClock {
         {
             let d = self.duration.or_else(|| {
                 let (history_ms, slots) = self.history;
-                let interval = if slots >= 100 {
-                    history_ms as f64 * 90.0 / slots as f64
+                let (interval, n) = if slots >= 100 {
+                    (history_ms as f64 * 90.0 / slots as f64, slots)
                 } else {
                     let first = *self.recent.front()?;
-                    (raw - first) as f64 / self.recent.len() as f64
+                    let n = self.recent.len() as i64;
+                    ((raw - first) as f64 / n as f64, n)
                 };
-                Self::nearest(interval)
+                Self::nearest(interval, n)
             });
             chosen = d;
             if let Some(d) = d {
@@ -174,18 +192,12 @@ impl FlvDemuxer {
             return Ok(None);
         };
         if b0 & 0x80 != 0 {
-            let fourcc = data
-                .get(1..5)
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default();
-            return Err(DemuxError::Codec(format!(
-                "enhanced RTMP video {fourcc:?}; liveproc takes H.264"
-            )));
+            return self.enhanced_video(timestamp, data);
         }
         let (frame_type, codec_id) = (b0 >> 4, b0 & 0x0F);
         if codec_id != 7 {
             return Err(DemuxError::Codec(format!(
-                "FLV video codec id {codec_id}; liveproc takes H.264 (id 7)"
+                "FLV video codec id {codec_id}; liveproc takes H.264 (id 7) and H.265 (enhanced RTMP)"
             )));
         }
         if frame_type == 5 {
@@ -194,38 +206,88 @@ impl FlvDemuxer {
         if data.len() < 5 {
             return Err(DemuxError::Malformed("AVC video tag header"));
         }
-        // Composition time is a signed 24-bit number (SI24).
-        let raw = u32::from_be_bytes([0, data[2], data[3], data[4]]);
-        let cts = ((raw << 8) as i32) >> 8;
+        let cts = si24(&data[2..5]);
         let body = data.slice(5..);
         match data[1] {
-            0 => {
-                let params = VideoParams::from_avcc(body).map_err(DemuxError::Malformed)?;
-                if self.video.as_ref() == Some(&params) {
-                    return Ok(None);
-                }
-                self.video = Some(params.clone());
-                Ok(Some(Event::Video(params)))
-            }
-            1 if self.video.is_some() && !body.is_empty() => {
-                let (dts, duration) = self.video_clock.dts(i64::from(timestamp));
-                // The composition offset is whole frames too, when there is a grid.
-                let offset = f64::from(cts) * 90.0;
-                let offset = match duration {
-                    Some(d) => ((offset / d).round() * d).round() as i64,
-                    None => offset as i64,
-                };
-                Ok(Some(Event::Frame(Frame {
-                    track: Track::Video,
-                    dts,
-                    pts: dts + offset,
-                    keyframe: frame_type == 1,
-                    data: body,
-                    arrived: std::time::Instant::now(),
-                })))
-            }
-            _ => Ok(None), // frames before the sequence header, end of sequence
+            0 => self.video_params(VideoParams::from_avcc(body).map_err(DemuxError::Malformed)?),
+            1 => Ok(self.video_frame(timestamp, cts, frame_type == 1, body)),
+            _ => Ok(None), // end of sequence
         }
+    }
+
+    /// Enhanced RTMP video (veovera enhanced-rtmp v1: a FourCC after the first byte, whose low
+    /// nibble is the packet type): H.265 (`hvc1`) as OBS and ffmpeg ≥ 6.1 send it.
+    fn enhanced_video(&mut self, timestamp: u32, data: Bytes) -> Result<Option<Event>, DemuxError> {
+        if data.len() < 5 {
+            return Err(DemuxError::Malformed("enhanced RTMP video tag header"));
+        }
+        let (frame_type, packet_type) = ((data[0] >> 4) & 0x07, data[0] & 0x0F);
+        if &data[1..5] != b"hvc1" {
+            let fourcc = String::from_utf8_lossy(&data[1..5]);
+            return Err(DemuxError::Codec(format!(
+                "enhanced RTMP video {fourcc:?}; liveproc takes H.264 and H.265 (\"hvc1\")"
+            )));
+        }
+        if frame_type == 5 {
+            return Ok(None); // command frame
+        }
+        match packet_type {
+            // SequenceStart: the HEVCDecoderConfigurationRecord.
+            0 => self.video_params(
+                VideoParams::from_hvcc(data.slice(5..)).map_err(DemuxError::Malformed)?,
+            ),
+            // CodedFrames (with a composition time) and CodedFramesX (without).
+            1 if data.len() >= 8 => {
+                let keyframe = frame_type == 1 || hevc_irap(&data[8..]);
+                Ok(self.video_frame(timestamp, si24(&data[5..8]), keyframe, data.slice(8..)))
+            }
+            3 => {
+                let keyframe = frame_type == 1 || hevc_irap(&data[5..]);
+                Ok(self.video_frame(timestamp, 0, keyframe, data.slice(5..)))
+            }
+            1 => Err(DemuxError::Malformed("enhanced RTMP coded frames header")),
+            6 => Err(DemuxError::Codec(
+                "enhanced RTMP multitrack video; liveproc takes one video track".into(),
+            )),
+            _ => Ok(None), // SequenceEnd, Metadata (HDR), MPEG-2 TS sequence start
+        }
+    }
+
+    fn video_params(&mut self, params: VideoParams) -> Result<Option<Event>, DemuxError> {
+        if self.video.as_ref() == Some(&params) {
+            return Ok(None);
+        }
+        self.video = Some(params.clone());
+        Ok(Some(Event::Video(params)))
+    }
+
+    /// One coded frame at `timestamp` (ms) with composition offset `cts` (ms); frames before
+    /// the parameters are skipped.
+    fn video_frame(
+        &mut self,
+        timestamp: u32,
+        cts: i32,
+        keyframe: bool,
+        body: Bytes,
+    ) -> Option<Event> {
+        if self.video.is_none() || body.is_empty() {
+            return None;
+        }
+        let (dts, duration) = self.video_clock.dts(i64::from(timestamp));
+        // The composition offset is whole frames too, when there is a grid.
+        let offset = f64::from(cts) * 90.0;
+        let offset = match duration {
+            Some(d) => ((offset / d).round() * d).round() as i64,
+            None => offset as i64,
+        };
+        Some(Event::Frame(Frame {
+            track: Track::Video,
+            dts,
+            pts: dts + offset,
+            keyframe,
+            data: body,
+            arrived: std::time::Instant::now(),
+        }))
     }
 
     /// One audio message; `timestamp` is RTMP's, in milliseconds. An MP3 or G.711 message gives
@@ -341,6 +403,18 @@ impl FlvDemuxer {
     }
 }
 
+/// x265's HEVCDecoderConfigurationRecord for 640×360 Main (its VPS, SPS and PPS arrays).
+#[cfg(test)]
+pub(crate) const X265_HVCC: [u8; 111] = [
+    0x01, 0x01, 0x60, 0x00, 0x00, 0x00, 0x90, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3f, 0xf0, 0x00, 0xfc,
+    0xfd, 0xf8, 0xf8, 0x00, 0x00, 0x0f, 0x03, 0xa0, 0x00, 0x01, 0x00, 0x18, 0x40, 0x01, 0x0c, 0x01,
+    0xff, 0xff, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00, 0x00, 0x03, 0x00,
+    0x3f, 0x95, 0x98, 0x09, 0xa1, 0x00, 0x01, 0x00, 0x2a, 0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00,
+    0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00, 0x00, 0x03, 0x00, 0x3f, 0xa0, 0x05, 0x02, 0x01, 0x69,
+    0x65, 0x95, 0x9a, 0x49, 0x32, 0xbc, 0x05, 0xa0, 0x20, 0x00, 0x00, 0x03, 0x00, 0x20, 0x00, 0x00,
+    0x03, 0x03, 0x21, 0xa2, 0x00, 0x01, 0x00, 0x07, 0x44, 0x01, 0xc1, 0x72, 0xb4, 0x62, 0x40,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,8 +422,17 @@ mod tests {
     #[test]
     fn refuses_other_codecs_with_reasons() {
         let mut d = FlvDemuxer::default();
-        let hevc = Bytes::from_static(&[0x90, b'h', b'v', b'c', b'1']);
-        assert!(matches!(d.video(0, hevc), Err(DemuxError::Codec(m)) if m.contains("hvc1")));
+        let av1 = Bytes::from_static(&[0x90, b'a', b'v', b'0', b'1']);
+        assert!(matches!(d.video(0, av1), Err(DemuxError::Codec(m)) if m.contains("av01")));
+        let multitrack = Bytes::from_static(&[0x96, b'h', b'v', b'c', b'1']);
+        assert!(
+            matches!(d.video(0, multitrack), Err(DemuxError::Codec(m)) if m.contains("multitrack"))
+        );
+        let empty_record = Bytes::from_static(&[0x90, b'h', b'v', b'c', b'1']);
+        assert!(matches!(
+            d.video(0, empty_record),
+            Err(DemuxError::Malformed(_))
+        ));
         let vp6 = Bytes::from_static(&[0x14, 0]);
         assert!(matches!(d.video(0, vp6), Err(DemuxError::Codec(m)) if m.contains("id 4")));
         let speex = Bytes::from_static(&[0xb6, 0]);
@@ -358,6 +441,42 @@ mod tests {
         assert!(matches!(
             d.audio(0, mp3_garbage),
             Err(DemuxError::Transcode(_))
+        ));
+    }
+
+    #[test]
+    fn enhanced_rtmp_carries_h265() {
+        let mut d = FlvDemuxer::default();
+        let tag = |head: &[u8], body: &[u8]| Bytes::from([head, body].concat());
+        // SequenceStart (key frame, packet type 0) with x265's record.
+        match d.video(0, tag(&[0x90, b'h', b'v', b'c', b'1'], &X265_HVCC)) {
+            Ok(Some(Event::Video(p))) => {
+                assert_eq!(
+                    (p.codec(), p.width, p.height),
+                    ("hvc1.1.6.L63.90".into(), 640, 360)
+                );
+                assert!(p.is_h265());
+            }
+            other => panic!("{other:?}"),
+        }
+        // CodedFrames (packet type 1, CTS 40 ms) holding an IDR_W_RADL picture: a keyframe.
+        let idr = [0, 0, 0, 3, 19 << 1, 1, 0xAF];
+        match d.video(0, tag(&[0x91, b'h', b'v', b'c', b'1', 0, 0, 40], &idr)) {
+            Ok(Some(Event::Frame(f))) => assert_eq!((f.keyframe, f.pts - f.dts), (true, 3600)),
+            other => panic!("{other:?}"),
+        }
+        // CodedFramesX (packet type 3, no CTS) holding a TRAIL_R picture.
+        let trail = [0, 0, 0, 3, 1 << 1, 1, 0xAF];
+        match d.video(40, tag(&[0xA3, b'h', b'v', b'c', b'1'], &trail)) {
+            Ok(Some(Event::Frame(f))) => {
+                assert_eq!((f.keyframe, f.pts, f.data.len()), (false, f.dts, 7))
+            }
+            other => panic!("{other:?}"),
+        }
+        // SequenceEnd and metadata are nothing to carry.
+        assert!(matches!(
+            d.video(80, tag(&[0x92, b'h', b'v', b'c', b'1'], &[])),
+            Ok(None)
         ));
     }
 
@@ -457,6 +576,14 @@ mod tests {
             let t = 15 + k * 1000 / 30;
             assert_eq!(clock.dts(t).0, 1350 + k * 3000, "frame {k} at {t} ms");
         }
+        // 30 fps as ffmpeg stamps it (0, 34, 67, 100, 134…) stays on 3000 for an hour: the
+        // first interval (34 ms) is nearer 29.97 fps, which had video drift 3.6 s an hour
+        // behind its audio and re-grid every 15 s (scripts/drift.py found it).
+        let mut clock = VideoClock::default();
+        let hour: Vec<i64> = (0..108_000)
+            .map(|k: i64| clock.dts((k * 1000 + 29) / 30).0)
+            .collect();
+        assert!(hour.windows(2).all(|w| w[1] - w[0] == 3000));
         // 29.97 fps rounded to ms settles on 3003 (once the long-run interval tells).
         let mut clock = VideoClock::default();
         let last = (0..1200)

@@ -208,9 +208,7 @@ async fn connection(
             format!("connection error: {e}")
         }
     };
-    if let Some(live) = handler.live.take() {
-        engine.stop(&live, &reason).await;
-    }
+    handler.end(&reason).await;
 }
 
 /// One session on `socket` with read and write timeouts.
@@ -219,6 +217,24 @@ async fn session<S: Io>(socket: S, handler: &mut Handler) -> Result<(), SessionE
     io.set_read_timeout(Some(READ_TIMEOUT));
     io.set_write_timeout(Some(WRITE_TIMEOUT));
     rtmp_session::run(&mut Box::pin(io), handler).await
+}
+
+impl Handler {
+    /// Ends the live session, saying first what the demuxer had to correct.
+    async fn end(&mut self, reason: &str) {
+        let Some(live) = self.live.take() else {
+            return;
+        };
+        let dropped = std::mem::take(&mut self.demux.audio_dropped);
+        if dropped > 0 {
+            let warning = format!(
+                "{dropped} AAC frames dropped: the publisher's audio ran ahead of its clock by \
+                 more than a frame and a half"
+            );
+            self.engine.warn(&live, "audio_dropped", warning).await;
+        }
+        self.engine.stop(&live, reason).await;
+    }
 }
 
 struct Handler {
@@ -295,8 +311,6 @@ impl Publisher for Handler {
     }
 
     async fn unpublish(&mut self) {
-        if let Some(live) = self.live.take() {
-            self.engine.stop(&live, "publisher stopped").await;
-        }
+        self.end("publisher stopped").await;
     }
 }

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::to_opus::{SourceAudio, ToOpus};
-use crate::media::frame::{AudioParams, Event, Frame, Track, VideoParams};
+use crate::media::frame::{hevc_irap, AudioParams, Event, Frame, Track, VideoParams};
 use crate::media::Engine;
 
 /// How often the supervisor looks for sources added or removed (API or dashboard).
@@ -252,25 +252,6 @@ fn dropped_track(
              so this session has no {name}; set the source to {carried}"
         )
     })
-}
-
-/// Whether a frame of 4-byte length-prefixed H.265 NAL units holds an IRAP picture (BLA, IDR
-/// or CRA: NAL unit types 16 to 21).
-fn hevc_irap(mut data: &[u8]) -> bool {
-    while data.len() > 4 {
-        let n = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
-        let Some(nal) = data.get(4..4 + n) else {
-            return false;
-        };
-        if nal
-            .first()
-            .is_some_and(|b| (16..=21).contains(&((b >> 1) & 0x3F)))
-        {
-            return true;
-        }
-        data = &data[4 + n..];
-    }
-    false
 }
 
 /// Turns retina's frames into bus events: a track's parameters first (again when they change),
