@@ -454,7 +454,8 @@ async fn clock_jumps_keep_times_increasing_and_in_sync() {
 
 /// H.265 over Enhanced RTMP (as OBS and ffmpeg ≥ 6.1 send it; Debian's ffmpeg 5.1 cannot, so
 /// liveproc's own publisher sends x265's frames as `hvc1` tags with ffmpeg's AAC): carried into
-/// the recording as `hvc1`, which decodes clean with audio in sync.
+/// the recording as `hvc1`, which decodes clean with audio in sync; thumbnails decode its
+/// keyframes.
 #[tokio::test]
 async fn enhanced_rtmp_h265_is_carried() {
     use bytes::Bytes;
@@ -560,5 +561,16 @@ async fn enhanced_rtmp_h265_is_carried() {
             .is_some_and(|c| c.starts_with("hvc1.1.6.")),
         "{s}"
     );
+    // Thumbnails decode H.265 keyframes (rust_h265).
+    let thumbnail = s["playout"]["thumbnails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["type"] == "image")
+        .unwrap_or_else(|| panic!("an H.265 thumbnail: {s}"))
+        .clone();
+    let jpeg = fetch_raw(&r, &asset_path(thumbnail["url"].as_str().unwrap())).await;
+    let probe = ffprobe_json(&jpeg, &["-show_entries", "stream=width,height"]);
+    assert_eq!(probe["streams"][0]["width"], 640, "{probe}");
     r.stop().await;
 }

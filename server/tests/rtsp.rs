@@ -304,23 +304,36 @@ async fn a_g711_camera_is_transcoded_to_opus_and_said() {
 }
 
 /// An H.265 camera (what most cameras sold today default to): the video is carried as it came
-/// (`hvc1`) into live HLS and the recording, which decode clean; thumbnails, which need a
-/// decoder liveproc does not have, say so on the stream instead of staying empty.
+/// (`hvc1`) into live HLS and the recording, which decode clean; thumbnails decode its
+/// keyframes (rust_h265); motion clips, which need runs of frames decoded, say why not.
 #[tokio::test]
-async fn an_h265_camera_is_recorded_and_thumbnails_say_why_not() {
+async fn an_h265_camera_is_recorded_with_thumbnails_and_motion_clips_say_why_not() {
     let processing = json!({"recording": {"enabled": true},
-                            "thumbnail": {"enabled": true, "interval": 10}});
+                            "thumbnail": {"enabled": true, "interval": 10},
+                            "motionclip": {"enabled": true, "interval": 10, "duration": 2}});
     let (camera, r, id) = pulled("h265-aac", json!({"processing": processing})).await;
-    let s = until(&r, &id, "live in H.265 with the thumbnail's reason", |s| {
-        s["state"] == "live"
-            && s["sessions"][0]["videoCodec"]
-                .as_str()
-                .is_some_and(|c| c.starts_with("hvc1"))
-            && s["live"]["processErrors"]["thumbnail"].is_string()
-    })
+    let s = until(
+        &r,
+        &id,
+        "live in H.265 with the motion clip's reason",
+        |s| {
+            s["state"] == "live"
+                && s["sessions"][0]["videoCodec"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("hvc1"))
+                && s["live"]["processErrors"]["motionclip"].is_string()
+        },
+    )
     .await;
-    let why = s["live"]["processErrors"]["thumbnail"].as_str().unwrap();
-    assert!(why.contains("H.265 not supported for thumbnails"), "{why}");
+    let why = s["live"]["processErrors"]["motionclip"].as_str().unwrap();
+    assert!(
+        why.contains("H.265 not supported for motion clips"),
+        "{why}"
+    );
+    assert!(
+        s["live"]["processErrors"]["thumbnail"].is_null(),
+        "thumbnails work: {s}"
+    );
     assert_eq!(s["sessions"][0]["width"], 640, "{s}");
     let start = Instant::now();
     loop {
@@ -376,6 +389,11 @@ async fn an_h265_camera_is_recorded_and_thumbnails_say_why_not() {
     );
     assert_eq!(probe["streams"][0]["codec_name"], "hevc", "{probe}");
     assert_eq!(probe["streams"][0]["codec_tag_string"], "hvc1", "{probe}");
+    let thumbnails = s["playout"]["thumbnails"].as_array().unwrap();
+    assert!(
+        thumbnails.iter().any(|t| t["type"] == "image"),
+        "an H.265 thumbnail: {s}"
+    );
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-v", "error", "-i"])
         .arg(&file)

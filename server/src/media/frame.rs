@@ -115,8 +115,13 @@ impl VideoParams {
             .map_err(|_| "H.265 SPS")?
             .map_err(|_| "H.265 SPS")?;
         let (width, height) = (sps.rbsp.cropped_width(), sps.rbsp.cropped_height());
+        let coded = (
+            sps.rbsp.pic_width_in_luma_samples.get(),
+            sps.rbsp.pic_height_in_luma_samples.get(),
+        );
+        // The decoder for thumbnails allocates the coded size: both are bounded.
         let fits = |v: u64| (1..=8192).contains(&v);
-        if !(fits(width) && fits(height)) {
+        if ![width, height, coded.0, coded.1].into_iter().all(fits) {
             return Err("H.265 SPS dimensions");
         }
         // ISO 14496-15 Annex E.3: profile space and idc, the compatibility flags bit-reversed,

@@ -1,4 +1,5 @@
-//! Pictures from H.264: decode (OpenH264, in-process), scale, JPEG and animated GIF.
+//! Pictures from H.264 (OpenH264, in-process) and H.265 keyframes (rust_h265, pure Rust): decode,
+//! scale, JPEG and animated GIF.
 //! Everything here is blocking CPU work; callers run it on the worker pool, never on the async
 //! threads.
 
@@ -21,16 +22,118 @@ pub struct H264 {
 
 const START: [u8; 4] = [0, 0, 0, 1];
 
-/// H.265 is carried, not decoded: no permissively licensed H.265 decoder builds here.
+/// H.265 keyframes are decoded on their own (thumbnails); runs of frames are H.264's only.
 fn h264_only(params: &VideoParams) -> Result<(), String> {
     if params.is_h265() {
         return Err(
-            "H.265 not supported for thumbnails, motion clips and renditions: \
-                    the recording, replay, live HLS and clips carry it as it came"
+            "H.265 not supported for motion clips and renditions: the recording, replay, \
+             live HLS and clips carry it as it came, thumbnails decode its keyframes"
                 .into(),
         );
     }
     Ok(())
+}
+
+/// Decodes one H.265 keyframe (IDR or CRA, 4-byte length-prefixed NAL units) on its own, with
+/// the parameter sets of the stream's HEVCDecoderConfigurationRecord (rust_h265, pure Rust).
+/// 8-bit 4:2:0 only, as the JPEG path takes. A panic of the young decoder on hostile data is
+/// this picture's error only.
+pub fn h265_keyframe(params: &VideoParams, frame: &Frame) -> Result<Rgb, String> {
+    // Only the record's parameter sets, whose picture size was checked: in-band ones from the
+    // publisher could ask the decoder for any size.
+    let mut annexb = hvcc_parameter_sets(&params.avcc)?;
+    let mut rest = &frame.data[..];
+    while rest.len() >= 4 {
+        let n = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let nal = rest
+            .get(4..4 + n)
+            .filter(|nal| !nal.is_empty())
+            .ok_or("malformed NAL unit length")?;
+        if !matches!((nal[0] >> 1) & 0x3F, 32..=34) {
+            annexb.extend_from_slice(&START);
+            annexb.extend_from_slice(nal);
+        }
+        rest = &rest[4 + n..];
+    }
+    let decoded = std::panic::catch_unwind(move || {
+        let mut decoder = rust_h265::Decoder::new();
+        let mut picture = None;
+        for nal in rust_h265::parse_annex_b(&annexb) {
+            if let Some(f) = decoder
+                .decode_nal(&nal)
+                .map_err(|e| format!("H.265 keyframe: {e:?}"))?
+            {
+                picture.get_or_insert(f);
+            }
+        }
+        picture
+            .or_else(|| decoder.flush())
+            .ok_or_else(|| "the H.265 keyframe gave no picture".to_string())
+    })
+    .map_err(|_| "H.265 keyframe: the decoder failed".to_string())??;
+    let (w, h) = (decoded.width as usize, decoded.height as usize);
+    let planes = (decoded.y.as_u8(), decoded.u.as_u8(), decoded.v.as_u8());
+    let (Some(y), Some(u), Some(v)) = planes else {
+        return Err(format!(
+            "H.265 pictures of {} bits cannot be decoded for pictures: 8-bit 4:2:0 only",
+            decoded.bit_depth
+        ));
+    };
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    if y.len() != w * h || u.len() != cw * ch || v.len() != cw * ch {
+        return Err("H.265 pictures other than 4:2:0 cannot be decoded for pictures".into());
+    }
+    i420_to_rgb(&[y, u, v].concat(), w, h)
+}
+
+/// VPS, SPS and PPS of an HEVCDecoderConfigurationRecord (ISO 14496-15 §8.3.3.1) as Annex B.
+fn hvcc_parameter_sets(hvcc: &[u8]) -> Result<Vec<u8>, String> {
+    let bad = || "malformed HEVCDecoderConfigurationRecord".to_string();
+    let arrays = *hvcc.get(22).ok_or_else(bad)?;
+    let (mut at, mut out) = (23, Vec::new());
+    let be16 = |at: usize| -> Result<usize, String> {
+        let b = hvcc.get(at..at + 2).ok_or_else(bad)?;
+        Ok(usize::from(u16::from_be_bytes([b[0], b[1]])))
+    };
+    for _ in 0..arrays {
+        let count = be16(at + 1)?;
+        at += 3;
+        for _ in 0..count {
+            let n = be16(at)?;
+            at += 2;
+            out.extend_from_slice(&START);
+            out.extend_from_slice(hvcc.get(at..at + n).ok_or_else(bad)?);
+            at += n;
+        }
+    }
+    Ok(out)
+}
+
+/// Planar 8-bit 4:2:0 (limited range, BT.601 as encoders signal by default) to RGB.
+fn i420_to_rgb(yuv: &[u8], w: usize, h: usize) -> Result<Rgb, String> {
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    if yuv.len() < w * h + 2 * cw * ch {
+        return Err("H.265 picture smaller than its size".into());
+    }
+    let (y_plane, chroma) = yuv.split_at(w * h);
+    let (u_plane, v_plane) = chroma.split_at(cw * ch);
+    let mut data = Vec::with_capacity(w * h * 3);
+    for row in 0..h {
+        for col in 0..w {
+            let y = (f32::from(y_plane[row * w + col]) - 16.0) * 1.164;
+            let c = (row / 2) * cw + col / 2;
+            let (u, v) = (f32::from(u_plane[c]) - 128.0, f32::from(v_plane[c]) - 128.0);
+            let clamp = |x: f32| x.round().clamp(0.0, 255.0) as u8;
+            data.push(clamp(y + 1.596 * v));
+            data.push(clamp(y - 0.392 * u - 0.813 * v));
+            data.push(clamp(y + 2.017 * u));
+        }
+    }
+    Ok(Rgb {
+        width: w as u32,
+        height: h as u32,
+        data,
+    })
 }
 
 /// OpenH264 decodes 8-bit 4:2:0 only; the profiles beyond High would fail every keyframe with
@@ -281,4 +384,48 @@ pub fn poster(
     };
     let jpg = jpeg(pic.width, pic.height, &pic.data, 85)?;
     std::fs::write(out, jpg).map_err(|e| format!("poster: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::ingest::flv::X265_HVCC;
+
+    #[test]
+    fn h265_parameter_sets_and_colours() {
+        let sets = hvcc_parameter_sets(&X265_HVCC).unwrap();
+        // VPS, SPS and PPS, each after a start code.
+        let types: Vec<u8> = sets
+            .windows(5)
+            .filter(|w| w[..4] == START)
+            .map(|w| (w[4] >> 1) & 0x3F)
+            .collect();
+        assert_eq!(types, [32, 33, 34]);
+        assert!(hvcc_parameter_sets(&X265_HVCC[..40]).is_err());
+        // Limited-range black, white and a 2×2 red picture.
+        let rgb = i420_to_rgb(&[16, 235, 16, 235, 128, 128], 2, 2).unwrap();
+        assert_eq!(&rgb.data[..6], &[0, 0, 0, 255, 255, 255]);
+        let red = i420_to_rgb(&[81, 81, 81, 81, 90, 240], 2, 2).unwrap();
+        assert!(
+            red.data[0] > 240 && red.data[1] < 10 && red.data[2] < 10,
+            "{:?}",
+            red.data
+        );
+    }
+
+    #[test]
+    fn a_broken_h265_keyframe_is_an_error() {
+        let params = VideoParams::from_hvcc(bytes::Bytes::from_static(&X265_HVCC)).unwrap();
+        let frame = |data: &'static [u8]| Frame {
+            track: crate::media::frame::Track::Video,
+            dts: 0,
+            pts: 0,
+            keyframe: true,
+            data: bytes::Bytes::from_static(data),
+            arrived: std::time::Instant::now(),
+        };
+        assert!(h265_keyframe(&params, &frame(&[0, 0, 0, 9, 0x26, 1, 0xAF])).is_err());
+        assert!(h265_keyframe(&params, &frame(&[0, 0, 0, 3, 0x26, 1, 0xAF, 0xFF, 0x00])).is_err());
+        assert!(h265_keyframe(&params, &frame(&[0, 0, 0, 3, 0x26, 1, 0xAF])).is_err());
+    }
 }

@@ -55,9 +55,14 @@ fn make(
     force: bool,
     out: &std::path::Path,
 ) -> Result<Option<Written>, String> {
-    let mut decoder = decoders.take(params)?;
-    let rendered = render(&mut decoder, frame, force)?;
-    decoders.put(decoder);
+    let rendered = if params.is_h265() {
+        render_picture(picture::h265_keyframe(params, frame)?, force)?
+    } else {
+        let mut decoder = decoders.take(params)?;
+        let rendered = render(&mut decoder, frame, force)?;
+        decoders.put(decoder);
+        rendered
+    };
     let Some(r) = rendered else {
         return Ok(None);
     };
@@ -89,7 +94,10 @@ pub struct Rendered {
 /// Keyframe to JPEGs: the whole per-thumbnail cost (also what the benchmark measures). None when
 /// the picture is flat and not `force`d.
 pub fn render(decoder: &mut H264, frame: &Frame, force: bool) -> Result<Option<Rendered>, String> {
-    let pic = decoder.keyframe(frame)?;
+    render_picture(decoder.keyframe(frame)?, force)
+}
+
+fn render_picture(pic: picture::Rgb, force: bool) -> Result<Option<Rendered>, String> {
     let flat = picture::detail(&pic) < picture::FLAT;
     if flat && !force {
         return Ok(None);
