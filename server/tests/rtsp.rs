@@ -221,6 +221,33 @@ async fn pulled(kind: &str, mut fields: serde_json::Value) -> (Camera, Running, 
     (camera, r, id)
 }
 
+/// Stops `camera` and waits for the session's recording: the stream then, and the file.
+async fn recording_after(
+    camera: Camera,
+    r: &Running,
+    id: &str,
+) -> (serde_json::Value, bytes::Bytes) {
+    drop(camera);
+    let s = until(r, id, "a ready recording", |s| {
+        s["state"] == "idle"
+            && s["playout"]["web"].as_array().is_some_and(|w| {
+                w.iter()
+                    .any(|v| v["type"] == "vod" && v["status"] == "ready")
+            })
+    })
+    .await;
+    let vod = s["playout"]["web"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["type"] == "vod")
+        .unwrap()
+        .clone();
+    let url = common::media::asset_path(vod["url"].as_str().unwrap());
+    let media = common::media::fetch_raw(r, &url).await;
+    (s, media)
+}
+
 /// G.711 cameras (the usual IP-camera default), A-law and µ-law: their audio, which browsers
 /// cannot play from MP4, is transcoded once to Opus; the session says so, the stream page shows
 /// it, /metrics counts it, and the recording carries the Opus track and decodes clean.
@@ -269,24 +296,7 @@ async fn a_g711_camera_is_transcoded_to_opus_and_said() {
             "{metrics}"
         );
         tokio::time::sleep(Duration::from_secs(3)).await;
-        drop(camera);
-        let s = until(&r, &id, "a ready recording", |s| {
-            s["state"] == "idle"
-                && s["playout"]["web"].as_array().is_some_and(|w| {
-                    w.iter()
-                        .any(|v| v["type"] == "vod" && v["status"] == "ready")
-                })
-        })
-        .await;
-        let vod = s["playout"]["web"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["type"] == "vod")
-            .unwrap()
-            .clone();
-        let url = common::media::asset_path(vod["url"].as_str().unwrap());
-        let media = common::media::fetch_raw(&r, &url).await;
+        let (_, media) = recording_after(camera, &r, &id).await;
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("recording.mp4");
         std::fs::write(&file, &media).unwrap();
@@ -361,25 +371,7 @@ async fn an_h265_camera_is_recorded_with_thumbnails_and_motion_clips_say_why_not
 
     // The camera goes: the recording is finished, in H.265, and decodes clean.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    drop(camera);
-    let s = until(&r, &id, "a ready recording", |s| {
-        s["state"] == "idle"
-            && s["playout"]["web"].as_array().is_some_and(|w| {
-                w.iter()
-                    .any(|v| v["type"] == "vod" && v["status"] == "ready")
-            })
-    })
-    .await;
-    let vod = s["playout"]["web"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["type"] == "vod")
-        .unwrap()
-        .clone();
-    let media =
-        common::media::fetch_raw(&r, &common::media::asset_path(vod["url"].as_str().unwrap()))
-            .await;
+    let (s, media) = recording_after(camera, &r, &id).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("recording.mp4");
     std::fs::write(&file, &media).unwrap();
