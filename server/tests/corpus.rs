@@ -574,3 +574,56 @@ async fn enhanced_rtmp_h265_is_carried() {
     assert_eq!(probe["streams"][0]["width"], 640, "{probe}");
     r.stop().await;
 }
+
+/// An intra-refresh source (x264 `intra-refresh`: one IDR, then recovery points that ffmpeg
+/// flags as keyframes): the recording decodes clean; the first thumbnail (the IDR) is made, and
+/// then the process says why the recovery points cannot be decoded alone, instead of writing
+/// grey pictures or nothing at all.
+#[tokio::test]
+async fn intra_refresh_source() {
+    let r = Running::start().await;
+    let (id, name) = stream_with_processes(&r).await;
+    let client = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"])
+        .args(["-i", "testsrc2=size=640x360:rate=25", "-t", "14"])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+        ])
+        .args([
+            "-x264-params",
+            "intra-refresh=1:keyint=50",
+            "-an",
+            "-f",
+            "flv",
+        ])
+        .arg(format!("rtmp://{}/live/{name}", r.rtmp))
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let s = until(&r, &id, "the thumbnail's reason", |s| {
+        s["live"]["processErrors"]["thumbnail"].is_string()
+    })
+    .await;
+    let why = s["live"]["processErrors"]["thumbnail"].as_str().unwrap();
+    assert!(why.contains("recovery points (intra refresh)"), "{why}");
+    let out = tokio::task::spawn_blocking(move || client.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check_recordings(&r, &id, "intra refresh", 1).await;
+    let s = stream(&r, &id).await;
+    let images = s["playout"]["thumbnails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["type"] == "image")
+        .count();
+    assert_eq!(images, 1, "the IDR's thumbnail: {s}");
+    r.stop().await;
+}

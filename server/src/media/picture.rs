@@ -86,6 +86,22 @@ pub fn h265_keyframe(params: &VideoParams, frame: &Frame) -> Result<Rgb, String>
     i420_to_rgb(&[y, u, v].concat(), w, h)
 }
 
+/// Whether an H.264 frame (4-byte length-prefixed NAL units) holds an IDR slice (NAL type 5):
+/// what decodes alone. Intra-refresh encoders flag recovery points as keyframes too.
+pub fn h264_idr(mut data: &[u8]) -> bool {
+    while data.len() > 4 {
+        let n = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
+        let Some(nal) = data.get(4..4 + n) else {
+            return false;
+        };
+        if nal.first().is_some_and(|b| b & 0x1F == 5) {
+            return true;
+        }
+        data = &data[4 + n..];
+    }
+    false
+}
+
 /// VPS, SPS and PPS of an HEVCDecoderConfigurationRecord (ISO 14496-15 §8.3.3.1) as Annex B.
 fn hvcc_parameter_sets(hvcc: &[u8]) -> Result<Vec<u8>, String> {
     let bad = || "malformed HEVCDecoderConfigurationRecord".to_string();

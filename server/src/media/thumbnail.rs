@@ -55,6 +55,14 @@ fn make(
     force: bool,
     out: &std::path::Path,
 ) -> Result<Option<Written>, String> {
+    if !params.is_h265() && !picture::h264_idr(&frame.data) {
+        return Err(
+            "the source's keyframes are recovery points (intra refresh), not IDR \
+                    pictures, and cannot be decoded alone for thumbnails: set the encoder to \
+                    IDR keyframes (x264: no intra-refresh)"
+                .into(),
+        );
+    }
     let rendered = if params.is_h265() {
         render_picture(picture::h265_keyframe(params, frame)?, force)?
     } else {
