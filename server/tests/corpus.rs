@@ -189,30 +189,40 @@ async fn run(s: &Source, realtime: bool) -> (Running, String, Value) {
 const AAC_44K_MONO: &[&str] = &["-c:a", "aac", "-ar", "44100", "-ac", "1", "-b:a", "64k"];
 const AAC_48K_STEREO: &[&str] = &["-c:a", "aac", "-ar", "48000", "-ac", "2", "-b:a", "128k"];
 
+/// Publishes `size` at `rate` fps with `audio` and checks the recording's picture size.
+async fn sized(
+    size: &'static str,
+    rate: u32,
+    audio: &'static [&'static str],
+    seconds: u32,
+    realtime: bool,
+) -> (Running, String, Value) {
+    let s = Source {
+        what: Box::leak(format!("{size}p{rate}").into_boxed_str()),
+        video: Some((size, rate)),
+        audio: Some(audio),
+        seconds,
+    };
+    let (r, id, probe) = run(&s, realtime).await;
+    let v = probe_stream(&probe, "video").unwrap();
+    assert_eq!(format!("{}x{}", v["width"], v["height"]), size);
+    (r, id, probe)
+}
+
 #[tokio::test]
 async fn odd_sizes_and_aac_rates() {
     for (size, rate, audio) in [
         ("854x480", 30, AAC_44K_MONO),
         ("1366x768", 60, AAC_48K_STEREO),
     ] {
-        let what = format!("{size}p{rate}");
-        let s = Source {
-            what: Box::leak(what.into_boxed_str()),
-            video: Some((size, rate)),
-            audio: Some(audio),
-            seconds: 6,
-        };
-        let (r, id, probe) = run(&s, true).await;
-        let v = probe_stream(&probe, "video").unwrap();
-        assert_eq!(format!("{}x{}", v["width"], v["height"]), size);
+        let (r, id, probe) = sized(size, rate, audio, 6, true).await;
         assert_eq!(codec(&probe, "audio"), Some("aac"));
         let stream = stream(&r, &id).await;
+        let thumbnails = stream["playout"]["thumbnails"].as_array().unwrap();
         assert!(
-            !stream["playout"]["thumbnails"]
-                .as_array()
-                .unwrap()
-                .is_empty(),
-            "{size}: a thumbnail: {stream}"
+            thumbnails.iter().any(|t| t["type"] == "image"
+                && t["width"] == size.split('x').next().unwrap().parse::<u32>().unwrap()),
+            "{size}: a thumbnail of that size: {stream}"
         );
         r.stop().await;
     }
@@ -222,16 +232,7 @@ async fn odd_sizes_and_aac_rates() {
 #[tokio::test]
 async fn big_pictures() {
     for (size, rate) in [("3840x2160", 30), ("1920x1080", 60)] {
-        let what = format!("{size}p{rate}");
-        let s = Source {
-            what: Box::leak(what.into_boxed_str()),
-            video: Some((size, rate)),
-            audio: Some(AAC_48K_STEREO),
-            seconds: 3,
-        };
-        let (r, _, probe) = run(&s, false).await;
-        let v = probe_stream(&probe, "video").unwrap();
-        assert_eq!(format!("{}x{}", v["width"], v["height"]), size);
+        let (r, _, _) = sized(size, rate, AAC_48K_STEREO, 3, false).await;
         r.stop().await;
     }
 }
