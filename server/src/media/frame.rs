@@ -183,23 +183,30 @@ impl VideoParams {
     }
 }
 
-/// Whether a frame of 4-byte length-prefixed H.265 NAL units holds an IRAP picture (BLA, IDR
-/// or CRA: NAL unit types 16 to 21), where a stream can start.
-pub fn hevc_irap(mut data: &[u8]) -> bool {
-    while data.len() > 4 {
+/// The NAL units of a frame of 4-byte length-prefixed NAL units, in order; an `Err` where a
+/// length runs past the end (the bytes come from the publisher), and nothing after it.
+pub fn nal_units(mut data: &[u8]) -> impl Iterator<Item = Result<&[u8], ()>> {
+    std::iter::from_fn(move || {
+        if data.len() < 4 {
+            return None;
+        }
         let n = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
         let Some(nal) = data.get(4..4 + n) else {
-            return false;
+            data = &[];
+            return Some(Err(()));
         };
-        if nal
-            .first()
-            .is_some_and(|b| (16..=21).contains(&((b >> 1) & 0x3F)))
-        {
-            return true;
-        }
         data = &data[4 + n..];
-    }
-    false
+        Some(Ok(nal))
+    })
+}
+
+/// Whether a frame of 4-byte length-prefixed H.265 NAL units holds an IRAP picture (BLA, IDR
+/// or CRA: NAL unit types 16 to 21), where a stream can start.
+pub fn hevc_irap(data: &[u8]) -> bool {
+    nal_units(data).map_while(Result::ok).any(|nal| {
+        nal.first()
+            .is_some_and(|b| (16..=21).contains(&((b >> 1) & 0x3F)))
+    })
 }
 
 /// Width and height from an SPS, as `Sps::width`/`height` compute them but checked: that

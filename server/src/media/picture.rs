@@ -7,7 +7,7 @@ use openh264::decoder::{DecodeOptions, DecodedYUV, Decoder, DecoderConfig, Flush
 use openh264::formats::YUVSource;
 use openh264::OpenH264API;
 
-use super::frame::{Frame, VideoParams};
+use super::frame::{nal_units, Frame, VideoParams};
 
 pub use pixels::{detail, gif, jpeg, scale, Rgb, FLAT};
 
@@ -42,18 +42,15 @@ pub fn h265_keyframe(params: &VideoParams, frame: &Frame) -> Result<Rgb, String>
     // Only the record's parameter sets, whose picture size was checked: in-band ones from the
     // publisher could ask the decoder for any size.
     let mut annexb = hvcc_parameter_sets(&params.avcc)?;
-    let mut rest = &frame.data[..];
-    while rest.len() >= 4 {
-        let n = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let nal = rest
-            .get(4..4 + n)
+    for nal in nal_units(&frame.data) {
+        let nal = nal
+            .ok()
             .filter(|nal| !nal.is_empty())
             .ok_or("malformed NAL unit length")?;
         if !matches!((nal[0] >> 1) & 0x3F, 32..=34) {
             annexb.extend_from_slice(&START);
             annexb.extend_from_slice(nal);
         }
-        rest = &rest[4 + n..];
     }
     let decoded = std::panic::catch_unwind(move || {
         let mut decoder = rust_h265::Decoder::new();
@@ -88,18 +85,10 @@ pub fn h265_keyframe(params: &VideoParams, frame: &Frame) -> Result<Rgb, String>
 
 /// Whether an H.264 frame (4-byte length-prefixed NAL units) holds an IDR slice (NAL type 5):
 /// what decodes alone. Intra-refresh encoders flag recovery points as keyframes too.
-pub fn h264_idr(mut data: &[u8]) -> bool {
-    while data.len() > 4 {
-        let n = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
-        let Some(nal) = data.get(4..4 + n) else {
-            return false;
-        };
-        if nal.first().is_some_and(|b| b & 0x1F == 5) {
-            return true;
-        }
-        data = &data[4 + n..];
-    }
-    false
+pub fn h264_idr(data: &[u8]) -> bool {
+    nal_units(data)
+        .map_while(Result::ok)
+        .any(|nal| nal.first().is_some_and(|b| b & 0x1F == 5))
 }
 
 /// VPS, SPS and PPS of an HEVCDecoderConfigurationRecord (ISO 14496-15 §8.3.3.1) as Annex B.
