@@ -72,7 +72,7 @@ pub async fn whoami() -> Result<Me, ApiError> {
 #[server]
 pub async fn list_groups() -> Result<Vec<Vec<StreamView>>, ApiError> {
     let (s, p) = principal().await?;
-    let streams = s.store.streams(&p, &Default::default(), 1, &s.urls).await?;
+    let streams = s.streams(&p, &Default::default(), 1).await?;
     let mut groups: Vec<Vec<StreamView>> = Vec::new();
     for v in streams {
         match groups.last_mut() {
@@ -87,14 +87,14 @@ pub async fn list_groups() -> Result<Vec<Vec<StreamView>>, ApiError> {
 #[server]
 pub async fn stream_group(id: String) -> Result<Vec<StreamView>, ApiError> {
     let (s, p) = principal().await?;
-    s.store.group(&p, &id, 10, &s.urls).await
+    s.group(&p, &id, 10).await
 }
 
 /// Creates a stream group; answers the passthrough stream's id.
 #[server(input = Json)]
 pub async fn create_stream_group(req: CreateStream) -> Result<String, ApiError> {
     let (s, p) = principal().await?;
-    Ok(s.store.create_stream(&p, &req, &s.urls).await?.id)
+    Ok(s.create_stream(&p, &req).await?.id)
 }
 
 /// Saves the settings of several streams of a group at once (the Edit dialog's Confirm).
@@ -103,7 +103,7 @@ pub async fn save_processing(
     edits: Vec<(String, Processing)>,
 ) -> Result<Vec<StreamView>, ApiError> {
     let (s, p) = principal().await?;
-    s.store.save_group_settings(&p, edits, &s.urls).await
+    s.save_group_settings(&p, edits).await
 }
 
 /// Sets the transcoding profiles of stream `id`'s group (the Transcoding dialog's Confirm):
@@ -111,9 +111,7 @@ pub async fn save_processing(
 #[server(input = Json)]
 pub async fn save_profiles(id: String, profiles: Vec<String>) -> Result<Vec<StreamView>, ApiError> {
     let (s, p) = principal().await?;
-    s.store
-        .set_group_profiles(&p, &id, &profiles, &s.urls)
-        .await
+    s.set_group_profiles(&p, &id, &profiles).await
 }
 
 /// A session's replay and its stream, for the rewatch page.
@@ -127,7 +125,7 @@ pub async fn replay_session(session: String) -> Result<(StreamView, ReplayEntry)
 #[server(input = Json)]
 pub async fn create_clip(session: String, req: ClipRequest) -> Result<ClipView, ApiError> {
     let (s, p) = principal().await?;
-    s.store.create_clip(&p, &session, &req, &s.urls).await
+    s.create_clip(&p, &session, &req).await
 }
 
 /// A session's clips, newest first.
@@ -140,7 +138,7 @@ pub async fn session_clips(session: String) -> Result<Vec<ClipView>, ApiError> {
 #[server]
 pub async fn delete_clip(id: String) -> Result<(), ApiError> {
     let (s, p) = principal().await?;
-    s.store.delete_clip(&p, &id).await
+    s.delete_clip(&p, &id).await
 }
 
 /// A clip for its public share page: needs no sign-in.

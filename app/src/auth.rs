@@ -39,7 +39,8 @@ pub fn session_cookie(headers: &http::HeaderMap) -> Option<String> {
 
 #[cfg(feature = "ssr")]
 pub mod ssr {
-    use domain::store::{Principal, Services};
+    use domain::services::Services;
+    use domain::store::Principal;
     use domain::ApiError;
     use leptos::prelude::use_context;
 

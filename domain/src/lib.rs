@@ -4,6 +4,7 @@
 //! A crate of its own because both the REST API (`server`) and the dashboard's server functions
 //! (`app`, ssr) use the store, while the wasm build needs only the plain types.
 
+pub mod asset_kind;
 pub mod error;
 pub mod settings;
 pub mod view;
@@ -11,7 +12,10 @@ pub mod view;
 #[cfg(feature = "db")]
 pub mod auth_failures;
 #[cfg(feature = "db")]
+pub mod services;
+#[cfg(feature = "db")]
 pub mod store;
 
+pub use asset_kind::AssetKind;
 pub use error::ApiError;
 pub use settings::{FieldError, Processing, ProcessingPatch};

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use domain::store::{sibling, KnownFile, Store};
+use domain::store::{KnownFile, Store};
 
 #[derive(Debug, Default)]
 pub struct Report {
@@ -32,12 +32,11 @@ impl Report {
 
 /// Every path a row owns: the file itself and its companions.
 fn owned(file: &KnownFile) -> Vec<String> {
-    let mut paths = vec![file.path.clone()];
-    match file.kind.as_str() {
-        "thumbnail" => paths.push(sibling(&file.path, ".320.jpg")),
-        "motionclip" => paths.push(sibling(&file.path, ".mp4")),
-        _ => {}
-    }
+    // A clip's poster is a column of its own (a clip may have none).
+    let mut paths = match domain::AssetKind::parse(&file.kind) {
+        Some(k) if k != domain::AssetKind::Clip => k.files(&file.path),
+        _ => vec![file.path.clone()],
+    };
     paths.extend(file.poster.clone());
     paths
 }

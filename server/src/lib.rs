@@ -7,6 +7,7 @@ pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod live_media;
 pub mod media;
 pub mod metrics;
 pub mod retention;
@@ -18,7 +19,8 @@ use std::sync::Arc;
 static ALLOCATOR: alloc::LazyLarge = alloc::LazyLarge;
 
 use anyhow::Context;
-use domain::store::{Services, Store, Urls};
+use domain::services::Services;
+use domain::store::{Store, Urls};
 use leptos::config::LeptosOptions;
 
 use crate::config::Config;
@@ -60,14 +62,20 @@ pub async fn prepare(cfg: &Config) -> anyhow::Result<AppState> {
         std::time::Duration::ZERO,
     )
     .await?;
-    let engine = media::Engine::new(store.clone(), assets);
+    let engine = media::Engine::new(media::Shared::new(store.clone(), assets));
     if let Some(max) = cfg.max_transcodes {
         engine.transcode_capacity.set_max(max);
     }
+    let rtsp = Arc::new(media::ingest::rtsp::Supervisor::default());
+    let media_side = live_media::MediaSide {
+        engine: engine.clone(),
+        rtsp: rtsp.clone(),
+    };
     Ok(AppState {
         leptos_options: leptos_options(cfg),
         services: Services {
             store,
+            media: Arc::new(media_side),
             urls: Urls {
                 public: cfg.public_url(),
                 rtmp: cfg.rtmp_url(),
@@ -80,6 +88,7 @@ pub async fn prepare(cfg: &Config) -> anyhow::Result<AppState> {
         },
         metrics: Arc::new(metrics::Metrics::default()),
         engine,
+        rtsp,
     })
 }
 
@@ -254,8 +263,9 @@ impl Server {
             engine.clone(),
             self.rtmp_limits,
         ));
-        let rtsp = tokio::spawn(engine.rtsp.clone().run(engine.clone()));
-        let retention = tokio::spawn(retention::run(store.clone(), engine.assets.clone()));
+        let rtsp = tokio::spawn(self.state.rtsp.clone().run(engine.clone()));
+        let assets = engine.shared.assets.root().to_path_buf();
+        let retention = tokio::spawn(retention::run(store.clone(), assets));
         // The peer's address reaches handlers (as `ConnectInfo`) for the auth failure limit.
         let site =
             http::router(self.state).into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -6,6 +6,38 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use domain::store::Counts;
 use domain::view::LiveStats;
 
+/// The Prometheus text exposition format (0.0.4), one family (HELP and TYPE) then its samples.
+#[derive(Default)]
+pub struct Prometheus {
+    out: String,
+}
+
+impl Prometheus {
+    pub fn family(&mut self, name: &str, help: &str, kind: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    /// One sample; label values are written as given (ids and names of ours, no quotes).
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+            let _ = write!(self.out, "{{{}}}", inner.join(","));
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+
+    /// A family of one unlabelled sample.
+    pub fn single(&mut self, name: &str, help: &str, kind: &str, value: impl std::fmt::Display) {
+        self.family(name, help, kind);
+        self.sample(name, &[], value);
+    }
+
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
 /// Upper bounds (ms) of the latency histograms' buckets.
 const LATENCY_BOUNDS_MS: [u64; 16] = [
     1, 2, 5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000, 5000,
@@ -34,21 +66,26 @@ impl Histogram {
     }
 
     /// `name_bucket{le=…}`, `name_sum` and `name_count` lines, in seconds.
-    pub fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    pub fn render(&self, out: &mut Prometheus, name: &str, help: &str) {
+        out.family(name, help, "histogram");
+        let bucket = format!("{name}_bucket");
         let mut cumulative = 0;
         for (i, b) in self.buckets.iter().enumerate() {
             cumulative += b.load(Ordering::Relaxed);
             let le = LATENCY_BOUNDS_MS
                 .get(i)
                 .map_or("+Inf".to_string(), |ms| format!("{}", *ms as f64 / 1000.0));
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+            out.sample(&bucket, &[("le", &le)], cumulative);
         }
-        let _ = writeln!(
-            out,
-            "{name}_sum {}\n{name}_count {}",
+        out.sample(
+            &format!("{name}_sum"),
+            &[],
             self.sum_us.load(Ordering::Relaxed) as f64 / 1e6,
-            self.count.load(Ordering::Relaxed)
+        );
+        out.sample(
+            &format!("{name}_count"),
+            &[],
+            self.count.load(Ordering::Relaxed),
         );
     }
 }
@@ -65,24 +102,22 @@ pub struct Latencies {
 }
 
 impl Latencies {
-    pub fn render(&self) -> String {
-        let mut out = String::new();
+    pub fn render(&self, out: &mut Prometheus) {
         self.thumbnail.render(
-            &mut out,
+            out,
             "liveproc_thumbnail_latency_seconds",
             "Keyframe received to its thumbnail written and listed.",
         );
         self.live_segment.render(
-            &mut out,
+            out,
             "liveproc_live_segment_latency_seconds",
             "Segment-ending keyframe received to the segment in the live playlist.",
         );
         self.replay_segment.render(
-            &mut out,
+            out,
             "liveproc_replay_segment_latency_seconds",
             "Segment-ending keyframe received to the segment in the replay playlist on disk.",
         );
-        out
     }
 }
 
@@ -108,55 +143,56 @@ impl Metrics {
         self.clips.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Prometheus text exposition format 0.0.4; `live` holds each live stream's id and figures.
-    pub fn render(&self, counts: &Counts, live: &[(String, LiveStats)]) -> String {
-        let mut out = String::new();
-        let gauges = [
-            (
-                "liveproc_organisations",
-                "Organisations.",
-                counts.organisations,
-            ),
-            (
-                "liveproc_streams",
-                "Streams (one per profile of a group).",
-                counts.streams,
-            ),
-            (
-                "liveproc_live_sessions",
-                "Sessions ingesting now.",
-                counts.live_sessions,
-            ),
-        ];
-        for (name, help, v) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP liveproc_sessions_total Sessions ever started.\n# TYPE liveproc_sessions_total counter\nliveproc_sessions_total {}",
-            counts.sessions
+    /// The server's own families; `live` holds each live stream's id and figures.
+    pub fn render(&self, out: &mut Prometheus, counts: &Counts, live: &[(String, LiveStats)]) {
+        out.single(
+            "liveproc_organisations",
+            "Organisations.",
+            "gauge",
+            counts.organisations,
         );
-        let _ = writeln!(
-            out,
-            "# HELP liveproc_api_requests_total REST API requests by status class.\n# TYPE liveproc_api_requests_total counter"
+        out.single(
+            "liveproc_streams",
+            "Streams (one per profile of a group).",
+            "gauge",
+            counts.streams,
+        );
+        out.single(
+            "liveproc_live_sessions",
+            "Sessions ingesting now.",
+            "gauge",
+            counts.live_sessions,
+        );
+        out.single(
+            "liveproc_sessions_total",
+            "Sessions ever started.",
+            "counter",
+            counts.sessions,
+        );
+        out.family(
+            "liveproc_api_requests_total",
+            "REST API requests by status class.",
+            "counter",
         );
         for (i, c) in self.api_requests.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "liveproc_api_requests_total{{status=\"{}xx\"}} {}",
-                i + 1,
-                c.load(Ordering::Relaxed)
+            let class = format!("{}xx", i + 1);
+            out.sample(
+                "liveproc_api_requests_total",
+                &[("status", &class)],
+                c.load(Ordering::Relaxed),
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP liveproc_auth_failures_total Requests with an unknown API key.\n# TYPE liveproc_auth_failures_total counter\nliveproc_auth_failures_total {}",
-            self.auth_failures.load(Ordering::Relaxed)
+        out.single(
+            "liveproc_auth_failures_total",
+            "Requests with an unknown API key.",
+            "counter",
+            self.auth_failures.load(Ordering::Relaxed),
         );
-        let _ = writeln!(
-            out,
-            "# HELP liveproc_clips_total Clips cut through the API.\n# TYPE liveproc_clips_total counter\nliveproc_clips_total {}",
-            self.clips.load(Ordering::Relaxed)
+        out.single(
+            "liveproc_clips_total",
+            "Clips cut through the API.",
+            "counter",
+            self.clips.load(Ordering::Relaxed),
         );
         type Figure = fn(&LiveStats) -> f64;
         let per_stream: [(&str, &str, &str, Figure); 5] = [
@@ -192,23 +228,24 @@ impl Metrics {
             ),
         ];
         for (name, kind, help, figure) in per_stream {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            out.family(name, help, kind);
             for (id, stats) in live {
-                let _ = writeln!(out, "{name}{{stream=\"{id}\"}} {}", figure(stats));
+                out.sample(name, &[("stream", id)], figure(stats));
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP liveproc_stream_process_error A live stream's process that cannot write now (e.g. the disk is full); it retries by itself.\n# TYPE liveproc_stream_process_error gauge"
+        out.family(
+            "liveproc_stream_process_error",
+            "A live stream's process that cannot write now (e.g. the disk is full); it retries by itself.",
+            "gauge",
         );
         for (id, stats) in live {
             for process in stats.process_errors.keys() {
-                let _ = writeln!(
-                    out,
-                    "liveproc_stream_process_error{{stream=\"{id}\",process=\"{process}\"}} 1"
+                out.sample(
+                    "liveproc_stream_process_error",
+                    &[("stream", id), ("process", process)],
+                    1,
                 );
             }
         }
-        out
     }
 }

@@ -408,7 +408,14 @@ async fn profiles_are_added_and_removed_later(b: Backend) {
         .as_str()
         .unwrap()
         .to_string();
-    let thumbs = app.state.engine.assets.join("thumbnails").join(&p720);
+    let thumbs = app
+        .state
+        .engine
+        .shared
+        .assets
+        .root()
+        .join("thumbnails")
+        .join(&p720);
     std::fs::create_dir_all(&thumbs).unwrap();
     std::fs::write(thumbs.join("1.000.jpg"), b"jpeg").unwrap();
     // 720p goes, 480p comes (with the passthrough stream's settings), 360p stays; ladder order.
@@ -965,7 +972,7 @@ async fn recording_retention(b: Backend) {
 
     // A finished recording on disk, swept at "now" plus six days (kept) and plus eight (gone).
     let store = &app.state.services.store;
-    let assets = &app.state.engine.assets;
+    let assets = app.state.engine.shared.assets.root();
     let rel = format!("recordings/{id}/old.mp4");
     std::fs::create_dir_all(assets.join(format!("recordings/{id}"))).unwrap();
     std::fs::write(assets.join(&rel), b"not really an mp4").unwrap();
@@ -973,7 +980,7 @@ async fn recording_retention(b: Backend) {
         .insert_asset(&domain::store::NewAsset {
             stream_id: id.to_string(),
             session_id: None,
-            kind: "recording",
+            kind: domain::AssetKind::Recording,
             path: rel.clone(),
             index: 1,
             width: None,

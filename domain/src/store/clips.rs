@@ -1,4 +1,8 @@
-//! Clips cut from a session's replay: create (the media engine cuts), list, share, delete.
+//! Clips cut from a session's replay: plan and register (the media engine cuts in between, see
+//! `Services::create_clip`), list, share, delete.
+
+use crate::services::{ClipCut, ClipJob};
+use crate::AssetKind;
 
 use super::*;
 
@@ -86,15 +90,24 @@ pub fn check_clip_request(req: &ClipRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A checked clip request: what to cut, and the row it becomes once cut.
+#[derive(Debug, Clone)]
+pub struct ClipPlan {
+    id: String,
+    session_id: String,
+    stream_id: String,
+    title: Option<String>,
+    pub job: ClipJob,
+}
+
 impl Store {
-    /// Cuts `req` from the session's replay and registers the clip.
-    pub async fn create_clip(
+    /// Checks a clip request and says what to cut and where it goes.
+    pub async fn plan_clip(
         &self,
         p: &Principal,
         session_id: &str,
         req: &ClipRequest,
-        urls: &Urls,
-    ) -> Result<ClipView, ApiError> {
+    ) -> Result<ClipPlan, ApiError> {
         p.require_edit()?;
         check_clip_request(req)?;
         let (stream_id, started_at) = self.own_session(p, session_id).await?;
@@ -120,24 +133,47 @@ impl Store {
             started_at_ms: started_at,
             start: req.start,
             end: req.end,
-            out: format!("clips/{stream_id}/{id}.mp4"),
-            poster: format!("clips/{stream_id}/{id}.jpg"),
+            out: AssetKind::clip_file(&stream_id, &id),
+            poster: sibling(&AssetKind::clip_file(&stream_id, &id), ".jpg"),
         };
-        let cut = self.media()?.cut_clip(job.clone()).await?;
-        let title = req
-            .title
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty());
-        let start_ms = (req.start * 1000.0).round() as i64;
-        let row = ClipRow {
+        Ok(ClipPlan {
             id,
             session_id: session_id.to_string(),
+            stream_id,
+            title: req
+                .title
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string),
+            job,
+        })
+    }
+
+    /// Registers a clip the engine cut as `plan` says.
+    pub async fn register_clip(
+        &self,
+        p: &Principal,
+        plan: ClipPlan,
+        cut: &ClipCut,
+        urls: &Urls,
+    ) -> Result<ClipView, ApiError> {
+        let ClipPlan {
+            id,
+            session_id,
+            stream_id,
+            title,
+            job,
+        } = plan;
+        let start_ms = (job.start * 1000.0).round() as i64;
+        let row = ClipRow {
+            id,
+            session_id,
             stream_id,
             start_ms,
             end_ms: start_ms + (cut.duration * 1000.0).round() as i64,
             path: job.out,
-            title: title.map(str::to_string),
+            title,
             created_at: now_ms(),
             size_bytes: Some(cut.size),
             poster: cut.poster.then_some(job.poster),
@@ -215,8 +251,8 @@ impl Store {
         })
     }
 
-    /// Deletes a clip's row and asks the engine to remove its files.
-    pub async fn delete_clip(&self, p: &Principal, id: &str) -> Result<(), ApiError> {
+    /// Deletes a clip's row; answers its files, which are to go.
+    pub async fn delete_clip(&self, p: &Principal, id: &str) -> Result<Vec<String>, ApiError> {
         p.require_edit()?;
         let (path, poster): (String, Option<String>) =
             sqlx::query_as("SELECT path, poster FROM clips WHERE id = $1 AND organisation_id = $2")
@@ -229,10 +265,6 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
-        let files = std::iter::once(path).chain(poster).collect();
-        if let Ok(media) = self.media() {
-            media.remove_files(files).await;
-        }
-        Ok(())
+        Ok(std::iter::once(path).chain(poster).collect())
     }
 }

@@ -89,15 +89,7 @@ pub fn split_signed(path: &str) -> Option<(i64, &str, &str)> {
     Some((expires.parse().ok()?, sig, path))
 }
 
-/// The stream an asset path belongs to: `KIND/STREAM/…`, or `STREAM/thumbnail|motionclip/latest…`.
-pub fn stream_of(path: &str) -> Option<&str> {
-    let mut parts = path.split('/');
-    let first = parts.next()?;
-    match first {
-        "thumbnails" | "motionclips" | "recordings" | "replay" | "clips" => parts.next(),
-        _ => Some(first),
-    }
-}
+pub use crate::asset_kind::stream_of;
 
 impl Store {
     /// The signer of the organisation that owns `stream_id`, if it signs its asset URLs.

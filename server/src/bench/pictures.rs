@@ -9,7 +9,7 @@ use super::media::{read_flv, test_clip};
 use super::{ffmpeg_cpu, percentile};
 use crate::media::frame::{Event, Frame, Track};
 use crate::media::ingest::flv::FlvDemuxer;
-use crate::media::motionclip::{self, Span};
+use crate::media::motion_clip::{self, Span};
 use crate::media::picture::H264;
 use crate::media::thumbnail;
 use crate::media::workers::thread_cpu;
@@ -85,7 +85,7 @@ pub fn run(cache: &Path, size: &str) -> anyhow::Result<PictureFigures> {
     let mut seconds = 0.0;
     for _ in 0..3 {
         let t = thread_cpu();
-        let w = motionclip::make(&span, &dir.join("clip.gif")).map_err(anyhow::Error::msg)?;
+        let w = motion_clip::make(&span, &dir.join("clip.gif")).map_err(anyhow::Error::msg)?;
         clip_ms.push((thread_cpu() - t).as_secs_f64() * 1000.0);
         seconds = w.seconds;
     }

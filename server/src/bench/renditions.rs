@@ -8,9 +8,9 @@ use serde::Serialize;
 
 use super::ffmpeg_cpu;
 use super::media::{read_flv, test_clip};
-use crate::media::frame::{Event, Frame, Track};
+use crate::media::frame::{Event, Frame, Track, VideoParams, VIDEO_TIMESCALE};
 use crate::media::ingest::flv::FlvDemuxer;
-use crate::media::transcode::{self, LadderCost};
+use crate::media::transcode::{Decoding, Msg, RenditionEncoder};
 
 const SECONDS: u32 = 20;
 const PROFILES: [&str; 4] = ["720p", "480p", "360p", "240p"];
@@ -47,7 +47,7 @@ pub fn run(cache: &Path) -> anyhow::Result<RenditionFigures> {
         .iter()
         .filter_map(|p| domain::settings::profile_rung(p))
         .collect();
-    let liveproc = transcode::measure(&params, &video, &rungs).map_err(anyhow::Error::msg)?;
+    let liveproc = measure(&params, &video, &rungs).map_err(anyhow::Error::msg)?;
     let frames = video.len().max(1) as f64;
     let input = clip.to_string_lossy().to_string();
     let decode = ffmpeg_cpu(&["-threads", "1", "-i", &input, "-an", "-f", "null", "-"])?;
@@ -83,5 +83,88 @@ pub fn run(cache: &Path) -> anyhow::Result<RenditionFigures> {
         liveproc,
         ffmpeg_decode_ms_per_frame: decode * 1000.0 / frames,
         ffmpeg_ms_per_frame: per,
+    })
+}
+
+/// What a ladder costs, for the benchmark: CPU on one thread per step.
+#[derive(Debug, serde::Serialize)]
+pub struct LadderCost {
+    pub frames: usize,
+    /// Decoding the source once, plus copying each picture out: milliseconds per frame.
+    pub decode_ms_per_frame: f64,
+    pub renditions: Vec<RenditionCost>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct RenditionCost {
+    pub height: u32,
+    pub width: u32,
+    pub target_kbps: u32,
+    /// What the rendition came out at.
+    pub kbps: f64,
+    /// Scaling and encoding: milliseconds of CPU per frame.
+    pub ms_per_frame: f64,
+}
+
+/// Runs `video` through the ladder code a live group uses (decode once; per rung scale and
+/// encode), timing each step with this thread's CPU clock.
+fn measure(
+    params: &VideoParams,
+    video: &[Frame],
+    rungs: &[(u32, u32)],
+) -> Result<LadderCost, String> {
+    let cpu = crate::media::workers::thread_cpu;
+    let mut decoding = Decoding::default();
+    let mut encoders: Vec<_> = rungs
+        .iter()
+        .map(|&(h, k)| (RenditionEncoder::new(h, k), 0.0f64, 0u64))
+        .collect();
+    let mut decode_s = 0.0;
+    let mut frames = 0usize;
+    let mut encode = |msgs: Vec<Msg>, encoders: &mut Vec<(RenditionEncoder, f64, u64)>| {
+        for m in msgs {
+            let Msg::Picture(p) = m else { continue };
+            frames += 1;
+            for (enc, secs, bytes) in encoders.iter_mut() {
+                let t = cpu();
+                for e in enc.encode(&p).map_err(|e| e.to_string())? {
+                    if let Event::Frame(f) = e {
+                        *bytes += f.data.len() as u64;
+                    }
+                }
+                *secs += (cpu() - t).as_secs_f64();
+            }
+        }
+        Ok::<_, String>(())
+    };
+    decoding.event(&Event::Video(params.clone()));
+    for f in video {
+        let t = cpu();
+        let msgs = decoding.event(&Event::Frame(f.clone()));
+        decode_s += (cpu() - t).as_secs_f64();
+        encode(msgs, &mut encoders)?;
+    }
+    let t = cpu();
+    let msgs = decoding.finish();
+    decode_s += (cpu() - t).as_secs_f64();
+    encode(msgs, &mut encoders)?;
+    let span = match (video.first(), video.last()) {
+        (Some(a), Some(b)) => (b.pts - a.pts).max(1) as f64 / f64::from(VIDEO_TIMESCALE),
+        _ => 1.0,
+    };
+    let n = frames.max(1) as f64;
+    Ok(LadderCost {
+        frames,
+        decode_ms_per_frame: decode_s * 1000.0 / n,
+        renditions: encoders
+            .into_iter()
+            .map(|(enc, secs, bytes)| RenditionCost {
+                height: enc.size().1,
+                width: enc.size().0,
+                target_kbps: enc.kbps,
+                kbps: bytes as f64 * 8.0 / 1000.0 / span,
+                ms_per_frame: secs * 1000.0 / n,
+            })
+            .collect(),
     })
 }

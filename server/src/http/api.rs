@@ -137,11 +137,7 @@ async fn create_stream(
     Auth(p): Auth,
     Body(req): Body<CreateStream>,
 ) -> Result<(StatusCode, Json<StreamView>), Error> {
-    let v = s
-        .services
-        .store
-        .create_stream(&p, &req, &s.services.urls)
-        .await?;
+    let v = s.services.create_stream(&p, &req).await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
 
@@ -158,12 +154,7 @@ async fn get_stream(
     Params(q): Params<AssetLimit>,
 ) -> Result<Json<StreamView>, Error> {
     let limit = asset_limit(q.asset_limit.as_deref())?;
-    Ok(Json(
-        s.services
-            .store
-            .stream(&p, &id, limit, &s.services.urls)
-            .await?,
-    ))
+    Ok(Json(s.services.stream(&p, &id, limit).await?))
 }
 
 /// Delete a stream and its assets. Deleting the passthrough stream deletes the whole group.
@@ -176,7 +167,7 @@ async fn delete_stream(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Error> {
-    s.services.store.delete_stream(&p, &id).await?;
+    s.services.delete_stream(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -211,11 +202,7 @@ async fn list_streams(
         state: q.state,
         tag: q.tag,
     };
-    let streams = s
-        .services
-        .store
-        .streams(&p, &filter, limit, &s.services.urls)
-        .await?;
+    let streams = s.services.streams(&p, &filter, limit).await?;
     Ok(Json(StreamList { streams }))
 }
 
@@ -233,11 +220,7 @@ async fn update_processing(
     Path(id): Path<String>,
     Body(patch): Body<ProcessingPatch>,
 ) -> Result<Json<StreamView>, Error> {
-    let v = s
-        .services
-        .store
-        .update_processing(&p, &id, &patch, &s.services.urls)
-        .await?;
+    let v = s.services.update_processing(&p, &id, &patch).await?;
     Ok(Json(v))
 }
 
@@ -254,11 +237,7 @@ async fn update_group_processing(
     Path(id): Path<String>,
     Body(patch): Body<ProcessingPatch>,
 ) -> Result<Json<StreamList>, Error> {
-    let streams = s
-        .services
-        .store
-        .update_group_processing(&p, &id, &patch, &s.services.urls)
-        .await?;
+    let streams = s.services.update_group_processing(&p, &id, &patch).await?;
     Ok(Json(StreamList { streams }))
 }
 
@@ -277,11 +256,7 @@ async fn update_group_transcoding(
     Path(id): Path<String>,
     Body(t): Body<Transcoding>,
 ) -> Result<Json<StreamList>, Error> {
-    let streams = s
-        .services
-        .store
-        .set_group_profiles(&p, &id, &t.profiles, &s.services.urls)
-        .await?;
+    let streams = s.services.set_group_profiles(&p, &id, &t.profiles).await?;
     Ok(Json(StreamList { streams }))
 }
 
@@ -493,11 +468,7 @@ async fn create_clip(
     Path(session): Path<String>,
     Body(req): Body<ClipRequest>,
 ) -> Result<(StatusCode, Json<ClipView>), Error> {
-    let clip = s
-        .services
-        .store
-        .create_clip(&p, &session, &req, &s.services.urls)
-        .await?;
+    let clip = s.services.create_clip(&p, &session, &req).await?;
     s.metrics.clip_cut();
     Ok((StatusCode::CREATED, Json(clip)))
 }
@@ -544,6 +515,6 @@ async fn delete_clip(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Error> {
-    s.services.store.delete_clip(&p, &id).await?;
+    s.services.delete_clip(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -98,7 +98,7 @@ async fn asset(State(s): State<AppState>, Path(path): Path<String>, req: Request
     {
         return missing();
     }
-    let full = s.engine.assets.join(&path);
+    let full = s.engine.shared.assets.file(&path);
     let Ok(meta) = tokio::fs::metadata(&full).await else {
         return missing();
     };

@@ -13,7 +13,8 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use domain::store::{Principal, Services};
+use domain::services::Services;
+use domain::store::Principal;
 use domain::ApiError;
 use leptos::config::LeptosOptions;
 use serde::de::DeserializeOwned;
@@ -28,6 +29,7 @@ pub struct AppState {
     pub services: Services,
     pub metrics: Arc<Metrics>,
     pub engine: Arc<Engine>,
+    pub rtsp: Arc<crate::media::ingest::rtsp::Supervisor>,
 }
 
 /// Builds the whole site: API, operations, dashboard pages, server functions and static files.

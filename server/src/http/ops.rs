@@ -23,20 +23,22 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, Error> {
-    use domain::store::MediaEngine;
     let counts = s.services.store.counts().await?;
     let live: Vec<_> = s
         .engine
         .live()
         .iter()
-        .filter_map(|l| Some((l.stream_id.clone(), s.engine.stats(&l.stream_id)?)))
+        .map(|l| (l.stream_id.clone(), l.live_stats()))
         .collect();
+    let mut out = crate::metrics::Prometheus::default();
+    s.metrics.render(&mut out, &counts, &live);
+    let shared = &s.engine.shared;
+    shared.workers.render(&mut out);
+    shared.latency.render(&mut out);
+    s.engine.render_transcodes(&mut out);
+    shared.render_warnings(&mut out);
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(&counts, &live)
-            + &s.engine.workers.render()
-            + &s.engine.latency.render()
-            + &s.engine.render_transcodes()
-            + &s.engine.render_warnings(),
+        out.finish(),
     ))
 }

@@ -11,6 +11,25 @@ use super::frame::{nal_units, Frame, VideoParams};
 
 pub use pixels::{detail, gif, jpeg, scale, Rgb, FLAT};
 
+/// Why no picture came out: the source's format (a property of the stream: say it, do not
+/// expect the next keyframe to do better), its data, or the writing of the picture.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Data(String),
+    #[error("{0}")]
+    Write(String),
+}
+
+/// Pixel work (scaling, JPEG, GIF) fails only on what it was handed or on memory.
+impl From<String> for DecodeError {
+    fn from(e: String) -> Self {
+        DecodeError::Write(e)
+    }
+}
+
 /// One H.264 decoder for one stream's session (SPS/PPS are sent with every keyframe, so it can
 /// start at any of them).
 pub struct H264 {
@@ -23,13 +42,13 @@ pub struct H264 {
 const START: [u8; 4] = [0, 0, 0, 1];
 
 /// H.265 keyframes are decoded on their own (thumbnails); runs of frames are H.264's only.
-fn h264_only(params: &VideoParams) -> Result<(), String> {
+fn h264_only(params: &VideoParams) -> Result<(), DecodeError> {
     if params.is_h265() {
-        return Err(
+        return Err(DecodeError::Unsupported(
             "H.265 not supported for motion clips and renditions: the recording, replay, \
              live HLS and clips carry it as it came, thumbnails decode its keyframes"
                 .into(),
-        );
+        ));
     }
     Ok(())
 }
@@ -38,7 +57,7 @@ fn h264_only(params: &VideoParams) -> Result<(), String> {
 /// the parameter sets of the stream's HEVCDecoderConfigurationRecord (rust_h265, pure Rust).
 /// 8-bit 4:2:0 only, as the JPEG path takes. A panic of the young decoder on hostile data is
 /// this picture's error only.
-pub fn h265_keyframe(params: &VideoParams, frame: &Frame) -> Result<Rgb, String> {
+pub fn h265_keyframe(params: &VideoParams, frame: &Frame) -> Result<Rgb, DecodeError> {
     // Only the record's parameter sets, whose picture size was checked: in-band ones from the
     // publisher could ask the decoder for any size.
     let mut annexb = hvcc_parameter_sets(&params.avcc)?;
@@ -46,7 +65,7 @@ pub fn h265_keyframe(params: &VideoParams, frame: &Frame) -> Result<Rgb, String>
         let nal = nal
             .ok()
             .filter(|nal| !nal.is_empty())
-            .ok_or("malformed NAL unit length")?;
+            .ok_or_else(|| DecodeError::Data("malformed NAL unit length".into()))?;
         if !matches!((nal[0] >> 1) & 0x3F, 32..=34) {
             annexb.extend_from_slice(&START);
             annexb.extend_from_slice(nal);
@@ -58,27 +77,29 @@ pub fn h265_keyframe(params: &VideoParams, frame: &Frame) -> Result<Rgb, String>
         for nal in rust_h265::parse_annex_b(&annexb) {
             if let Some(f) = decoder
                 .decode_nal(&nal)
-                .map_err(|e| format!("H.265 keyframe: {e:?}"))?
+                .map_err(|e| DecodeError::Data(format!("H.265 keyframe: {e:?}")))?
             {
                 picture.get_or_insert(f);
             }
         }
         picture
             .or_else(|| decoder.flush())
-            .ok_or_else(|| "the H.265 keyframe gave no picture".to_string())
+            .ok_or_else(|| DecodeError::Data("the H.265 keyframe gave no picture".into()))
     })
-    .map_err(|_| "H.265 keyframe: the decoder failed".to_string())??;
+    .map_err(|_| DecodeError::Data("H.265 keyframe: the decoder failed".into()))??;
     let (w, h) = (decoded.width as usize, decoded.height as usize);
     let planes = (decoded.y.as_u8(), decoded.u.as_u8(), decoded.v.as_u8());
     let (Some(y), Some(u), Some(v)) = planes else {
-        return Err(format!(
+        return Err(DecodeError::Unsupported(format!(
             "H.265 pictures of {} bits cannot be decoded for pictures: 8-bit 4:2:0 only",
             decoded.bit_depth
-        ));
+        )));
     };
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     if y.len() != w * h || u.len() != cw * ch || v.len() != cw * ch {
-        return Err("H.265 pictures other than 4:2:0 cannot be decoded for pictures".into());
+        return Err(DecodeError::Unsupported(
+            "H.265 pictures other than 4:2:0 cannot be decoded for pictures".into(),
+        ));
     }
     i420_to_rgb(&[y, u, v].concat(), w, h)
 }
@@ -92,11 +113,11 @@ pub fn h264_idr(data: &[u8]) -> bool {
 }
 
 /// VPS, SPS and PPS of an HEVCDecoderConfigurationRecord (ISO 14496-15 §8.3.3.1) as Annex B.
-fn hvcc_parameter_sets(hvcc: &[u8]) -> Result<Vec<u8>, String> {
-    let bad = || "malformed HEVCDecoderConfigurationRecord".to_string();
+fn hvcc_parameter_sets(hvcc: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let bad = || DecodeError::Data("malformed HEVCDecoderConfigurationRecord".into());
     let arrays = *hvcc.get(22).ok_or_else(bad)?;
     let (mut at, mut out) = (23, Vec::new());
-    let be16 = |at: usize| -> Result<usize, String> {
+    let be16 = |at: usize| -> Result<usize, DecodeError> {
         let b = hvcc.get(at..at + 2).ok_or_else(bad)?;
         Ok(usize::from(u16::from_be_bytes([b[0], b[1]])))
     };
@@ -115,10 +136,12 @@ fn hvcc_parameter_sets(hvcc: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// Planar 8-bit 4:2:0 (limited range, BT.601 as encoders signal by default) to RGB.
-fn i420_to_rgb(yuv: &[u8], w: usize, h: usize) -> Result<Rgb, String> {
+fn i420_to_rgb(yuv: &[u8], w: usize, h: usize) -> Result<Rgb, DecodeError> {
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     if yuv.len() < w * h + 2 * cw * ch {
-        return Err("H.265 picture smaller than its size".into());
+        return Err(DecodeError::Data(
+            "H.265 picture smaller than its size".into(),
+        ));
     }
     let (y_plane, chroma) = yuv.split_at(w * h);
     let (u_plane, v_plane) = chroma.split_at(cw * ch);
@@ -143,7 +166,7 @@ fn i420_to_rgb(yuv: &[u8], w: usize, h: usize) -> Result<Rgb, String> {
 
 /// OpenH264 decodes 8-bit 4:2:0 only; the profiles beyond High would fail every keyframe with
 /// a native error code, so they are named instead.
-fn decodable(avcc: &[u8]) -> Result<(), String> {
+fn decodable(avcc: &[u8]) -> Result<(), DecodeError> {
     let name = match avcc.get(1) {
         Some(110) => "High 10",
         Some(122) => "High 4:2:2",
@@ -151,23 +174,23 @@ fn decodable(avcc: &[u8]) -> Result<(), String> {
         Some(44) => "CAVLC 4:4:4 Intra",
         _ => return Ok(()),
     };
-    Err(format!(
+    Err(DecodeError::Unsupported(format!(
         "H.264 {name} profile cannot be decoded for pictures: the decoder takes 8-bit 4:2:0 \
          (publish with yuv420p / I420)"
-    ))
+    )))
 }
 
 impl H264 {
-    pub fn new(params: &VideoParams) -> Result<H264, String> {
+    pub fn new(params: &VideoParams) -> Result<H264, DecodeError> {
         h264_only(params)?;
         Self::from_avcc(&params.avcc)
     }
 
     /// From an AVCDecoderConfigurationRecord alone (e.g. a file's `avcC`).
-    pub fn from_avcc(avcc: &[u8]) -> Result<H264, String> {
+    pub fn from_avcc(avcc: &[u8]) -> Result<H264, DecodeError> {
         decodable(avcc)?;
         let decoder = Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new())
-            .map_err(|e| format!("H.264 decoder: {e}"))?;
+            .map_err(|e| DecodeError::Data(format!("H.264 decoder: {e}")))?;
         let (parameter_sets, length_size) = parameter_sets(avcc)?;
         Ok(H264 {
             decoder,
@@ -178,7 +201,7 @@ impl H264 {
 
     /// Switches to another stream's parameters (the decoder itself is kept): a keyframe decodes
     /// from its own parameter sets, so one decoder serves keyframes of any stream.
-    pub fn set_params(&mut self, params: &VideoParams) -> Result<(), String> {
+    pub fn set_params(&mut self, params: &VideoParams) -> Result<(), DecodeError> {
         h264_only(params)?;
         decodable(&params.avcc)?;
         (self.parameter_sets, self.length_size) = parameter_sets(&params.avcc)?;
@@ -187,7 +210,7 @@ impl H264 {
 
     /// Decodes one access unit; a keyframe gets the parameter sets in front. Answers the picture
     /// the decoder put out for it, if any (decoders hold pictures back while B-frames reorder).
-    pub fn decode(&mut self, frame: &Frame) -> Result<Option<Rgb>, String> {
+    pub fn decode(&mut self, frame: &Frame) -> Result<Option<Rgb>, DecodeError> {
         Ok(self.decode_if(frame, || true)?.flatten())
     }
 
@@ -198,7 +221,7 @@ impl H264 {
         &mut self,
         frame: &Frame,
         want: impl FnOnce() -> bool,
-    ) -> Result<Option<Option<Rgb>>, String> {
+    ) -> Result<Option<Option<Rgb>>, DecodeError> {
         self.decode_with(frame, |yuv| want().then(|| to_rgb(yuv)))
     }
 
@@ -208,7 +231,7 @@ impl H264 {
         &mut self,
         frame: &Frame,
         picture: impl FnOnce(&DecodedYUV<'_>) -> R,
-    ) -> Result<Option<R>, String> {
+    ) -> Result<Option<R>, DecodeError> {
         let mut annexb = Vec::with_capacity(frame.data.len() + 64);
         if frame.keyframe {
             annexb.extend_from_slice(&self.parameter_sets);
@@ -220,7 +243,7 @@ impl H264 {
         match self.decoder.decode_with_options(&annexb, options) {
             Ok(Some(yuv)) => Ok(Some(picture(&yuv))),
             Ok(None) => Ok(None),
-            Err(e) => Err(format!("H.264 decode: {e}")),
+            Err(e) => Err(DecodeError::Data(format!("H.264 decode: {e}"))),
         }
     }
 
@@ -263,14 +286,14 @@ impl H264 {
     }
 
     /// Decodes a keyframe on its own: its picture (flushed out if the decoder held it).
-    pub fn keyframe(&mut self, frame: &Frame) -> Result<Rgb, String> {
+    pub fn keyframe(&mut self, frame: &Frame) -> Result<Rgb, DecodeError> {
         if let Some(p) = self.decode(frame)? {
             return Ok(p);
         }
         self.flush()
             .into_iter()
             .next()
-            .ok_or_else(|| "the keyframe gave no picture".to_string())
+            .ok_or_else(|| DecodeError::Data("the keyframe gave no picture".into()))
     }
 }
 
@@ -284,8 +307,12 @@ pub struct KeyframeDecoders {
 
 impl KeyframeDecoders {
     /// An idle decoder set to `params`, or a new one.
-    pub fn take(&self, params: &VideoParams) -> Result<H264, String> {
-        let idle = self.idle.lock().map_err(|_| "decoder pool lock")?.pop();
+    pub fn take(&self, params: &VideoParams) -> Result<H264, DecodeError> {
+        let idle = self
+            .idle
+            .lock()
+            .map_err(|_| DecodeError::Data("decoder pool lock".into()))?
+            .pop();
         match idle {
             Some(mut d) => {
                 d.set_params(params)?;
@@ -316,7 +343,11 @@ fn to_rgb(yuv: &DecodedYUV) -> Rgb {
 
 /// Appends the length-prefixed NAL units of `avcc` to `out` with start codes. A zero or
 /// overlong length is an error: the bytes come from the publisher.
-pub(crate) fn to_annexb(avcc: &[u8], length_size: usize, out: &mut Vec<u8>) -> Result<(), String> {
+pub(crate) fn to_annexb(
+    avcc: &[u8],
+    length_size: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), DecodeError> {
     let mut rest = avcc;
     while rest.len() >= length_size {
         let n = rest[..length_size]
@@ -324,7 +355,7 @@ pub(crate) fn to_annexb(avcc: &[u8], length_size: usize, out: &mut Vec<u8>) -> R
             .fold(0usize, |a, b| (a << 8) | usize::from(*b));
         rest = &rest[length_size..];
         if n == 0 || n > rest.len() {
-            return Err("malformed NAL unit length".into());
+            return Err(DecodeError::Data("malformed NAL unit length".into()));
         }
         out.extend_from_slice(&START);
         out.extend_from_slice(&rest[..n]);
@@ -334,8 +365,8 @@ pub(crate) fn to_annexb(avcc: &[u8], length_size: usize, out: &mut Vec<u8>) -> R
 }
 
 /// SPS and PPS of an AVCDecoderConfigurationRecord as Annex-B, and its NAL length size.
-pub(crate) fn parameter_sets(avcc: &[u8]) -> Result<(Vec<u8>, usize), String> {
-    let bad = || "malformed AVCDecoderConfigurationRecord".to_string();
+pub(crate) fn parameter_sets(avcc: &[u8]) -> Result<(Vec<u8>, usize), DecodeError> {
+    let bad = || DecodeError::Data("malformed AVCDecoderConfigurationRecord".into());
     let length_size = usize::from(*avcc.get(4).ok_or_else(bad)? & 0x3) + 1;
     let mut out = Vec::new();
     let mut at = 5;
@@ -365,7 +396,7 @@ pub fn poster(
     frames: &[Frame],
     rank: usize,
     out: &std::path::Path,
-) -> Result<(), String> {
+) -> Result<(), DecodeError> {
     let mut decoder = H264::from_avcc(avcc)?;
     let mut shown = 0usize;
     let mut found = None;
@@ -385,10 +416,10 @@ pub fn poster(
             .flush()
             .into_iter()
             .nth(rank.saturating_sub(shown))
-            .ok_or("the poster frame gave no picture")?,
+            .ok_or_else(|| DecodeError::Data("the poster frame gave no picture".into()))?,
     };
     let jpg = jpeg(pic.width, pic.height, &pic.data, 85)?;
-    std::fs::write(out, jpg).map_err(|e| format!("poster: {e}"))
+    std::fs::write(out, jpg).map_err(|e| DecodeError::Write(format!("poster: {e}")))
 }
 
 #[cfg(test)]

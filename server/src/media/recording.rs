@@ -3,26 +3,16 @@
 //! crash or `kill -9` loses at most the fragment being written. With a recording `duration`, a
 //! new file starts every `duration` seconds, at the next keyframe.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use domain::store::NewAsset;
+use domain::AssetKind;
 use tokio::io::AsyncWriteExt;
 
 use super::bus::Subscription;
-use super::hls::{Segment, Segmenter};
-use super::Engine;
-
-pub struct Recording {
-    pub stream_id: String,
-    pub session_id: String,
-    /// Seconds per file; None = one file for the whole session.
-    pub split: Option<i64>,
-    /// Where asset paths start (`DATA/assets`).
-    pub assets: PathBuf,
-    pub faults: Arc<super::Faults>,
-}
+use super::mux::cmaf::{Segment, Segmenter};
+use super::session::Session;
 
 struct OpenFile {
     asset_id: String,
@@ -32,18 +22,19 @@ struct OpenFile {
 }
 
 struct Writer {
-    engine: Arc<Engine>,
-    rec: Recording,
+    session: Arc<Session>,
+    /// Seconds per file; None = one file for the whole session.
+    split: Option<i64>,
     init: Option<Bytes>,
     open: Option<OpenFile>,
     index: i64,
 }
 
 /// Records until the session ends.
-pub async fn run(mut sub: Subscription, engine: Arc<Engine>, rec: Recording) {
+pub async fn run(mut sub: Subscription, session: Arc<Session>) {
     let mut w = Writer {
-        engine,
-        rec,
+        split: session.settings.recording.duration,
+        session,
         init: None,
         open: None,
         index: 0,
@@ -75,12 +66,12 @@ impl Writer {
         if let Err(e) = self.write(&segment).await {
             // Keep what is written (the file ends at its last whole fragment); the next
             // fragment tries a new file, so recording resumes when the disk has room again.
-            self.rec.faults.set("recording", e);
+            self.session.faults.set("recording", e);
             self.close("ready").await;
             return;
         }
-        self.rec.faults.clear("recording");
-        let full = match (&self.open, self.rec.split) {
+        self.session.faults.clear("recording");
+        let full = match (&self.open, self.split) {
             (Some(f), Some(split)) => f.seconds + 0.001 >= split as f64,
             _ => false,
         };
@@ -121,13 +112,9 @@ impl Writer {
             .init
             .clone()
             .ok_or_else(|| std::io::Error::other("no init segment yet"))?;
-        let rel = format!(
-            "recordings/{}/{}-{}.mp4",
-            self.rec.stream_id,
-            self.rec.session_id,
-            self.index + 1
-        );
-        let path = self.rec.assets.join(&rel);
+        let s = &self.session;
+        let rel = AssetKind::recording_file(&s.stream_id, &s.session_id, self.index + 1);
+        let path = s.shared.assets.file(&rel);
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await?;
         }
@@ -137,12 +124,12 @@ impl Writer {
             file.write_all(&first.data).await?;
             file.flush().await?;
             file.sync_all().await?;
-            self.engine
+            s.shared
                 .store
                 .insert_asset(&NewAsset {
-                    stream_id: self.rec.stream_id.clone(),
-                    session_id: Some(self.rec.session_id.clone()),
-                    kind: "recording",
+                    stream_id: s.stream_id.clone(),
+                    session_id: Some(s.session_id.clone()),
+                    kind: AssetKind::Recording,
                     path: rel,
                     index: self.index + 1,
                     width: None,
@@ -176,12 +163,33 @@ impl Writer {
         let _ = f.file.sync_all().await;
         let duration_ms = (f.seconds * 1000.0).round() as i64;
         if let Err(e) = self
-            .engine
+            .session
+            .shared
             .store
             .finish_asset(&f.asset_id, Some(duration_ms), f.bytes as i64, status)
             .await
         {
             tracing::error!(error = %e, "recording: could not finish the asset row");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::session::testing;
+
+    #[tokio::test]
+    async fn records_a_capture_into_one_file_that_decodes_clean() {
+        let mut settings = domain::Processing::default();
+        settings.recording.enabled = true;
+        let t = testing::run_alone(settings, 3, run).await;
+        let s = &t.session;
+        let rel = AssetKind::recording_file(&s.stream_id, &s.session_id, 1);
+        let seconds = testing::decodes_clean(t.file(&rel)).await;
+        // Three rounds of the capture: 3.6 s, in one file.
+        assert!((3.3..3.9).contains(&seconds), "{seconds} s recorded of 3.6");
+        let rows = t.rows(AssetKind::Recording).await;
+        assert_eq!(rows, [(rel, "ready".to_string())]);
     }
 }

@@ -8,11 +8,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::hls::{render_playlist, Entry, Segment};
-use super::Engine;
+use domain::AssetKind;
+
+use super::mux::cmaf::Segment;
+use super::mux::playlist::{render_playlist, Entry};
+use super::session::Session;
 
 pub struct ReplaySink {
-    engine: Arc<Engine>,
+    session: Arc<Session>,
     asset_id: String,
     /// `DATA/assets/replay/STREAM/SESSION`.
     dir: PathBuf,
@@ -29,30 +32,24 @@ pub struct ReplaySink {
     /// Segments were lost (a write failed) since the last one written: the next one starts a
     /// discontinuity.
     gap: bool,
-    faults: Arc<super::Faults>,
 }
 
 impl ReplaySink {
     /// Registers the session's replay asset and makes its folder.
-    pub async fn open(
-        engine: Arc<Engine>,
-        stream_id: &str,
-        session_id: &str,
-        window: Option<i64>,
-        faults: Arc<super::Faults>,
-    ) -> Result<ReplaySink, String> {
-        let rel = format!("replay/{stream_id}/{session_id}");
-        let dir = engine.assets.join(&rel);
+    pub async fn open(session: Arc<Session>) -> Result<ReplaySink, String> {
+        let rel = AssetKind::replay_folder(&session.stream_id, &session.session_id);
+        let dir = session.shared.assets.file(&rel);
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| format!("replay folder: {e}"))?;
-        let asset_id = engine
+        let asset_id = session
+            .shared
             .store
             .insert_asset(&domain::store::NewAsset {
-                stream_id: stream_id.to_string(),
-                session_id: Some(session_id.to_string()),
-                kind: "replay",
-                path: format!("{rel}/index.m3u8"),
+                stream_id: session.stream_id.clone(),
+                session_id: Some(session.session_id.clone()),
+                kind: AssetKind::Replay,
+                path: format!("{rel}/{}", domain::asset_kind::REPLAY_PLAYLIST),
                 index: 0,
                 width: None,
                 height: None,
@@ -60,17 +57,16 @@ impl ReplaySink {
             .await
             .map_err(|e| e.message)?;
         Ok(ReplaySink {
-            engine,
+            window: session.settings.replay.duration.map(|w| w as f64),
+            session,
             asset_id,
             dir,
-            window: window.map(|w| w as f64),
             entries: VecDeque::new(),
             inits_written: HashSet::new(),
             total_seconds: 0.0,
             last_init: None,
             next_sequence: None,
             gap: false,
-            faults,
         })
     }
 
@@ -79,11 +75,11 @@ impl ReplaySink {
     pub(crate) async fn segment(&mut self, init: Option<&Bytes>, segment: &Segment) -> bool {
         match self.write(init, segment).await {
             Ok(()) => {
-                self.faults.clear("replay");
+                self.session.faults.clear("replay");
                 true
             }
             Err(e) => {
-                self.faults.set("replay", e);
+                self.session.faults.set("replay", e);
                 self.gap = true;
                 false
             }
@@ -153,7 +149,8 @@ impl ReplaySink {
             "ready"
         };
         if let Err(e) = self
-            .engine
+            .session
+            .shared
             .store
             .finish_asset(
                 &self.asset_id,
@@ -165,5 +162,52 @@ impl ReplaySink {
         {
             tracing::error!(error = %e, "replay: could not finish the asset row");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::hls::{self, HlsOutput};
+    use crate::media::session::testing;
+
+    #[tokio::test]
+    async fn the_live_segments_are_kept_on_disk_with_an_ended_playlist() {
+        let mut settings = domain::Processing::default();
+        settings.replay.enabled = true;
+        settings.replay.duration = None;
+        let live = Arc::new(HlsOutput::default());
+        let out = live.clone();
+        let t = testing::run_alone(settings, 3, |sub, session| async move {
+            let sink = ReplaySink::open(session.clone())
+                .await
+                .expect("replay opens");
+            hls::run(sub, session, out, Some(sink)).await
+        })
+        .await;
+        assert!(live.is_ended());
+        let s = &t.session;
+        let folder = AssetKind::replay_folder(&s.stream_id, &s.session_id);
+        let dir = t.file(&folder);
+        let list = std::fs::read_to_string(dir.join("index.m3u8")).expect("the playlist");
+        assert!(list.contains("#EXT-X-PLAYLIST-TYPE:EVENT"), "{list}");
+        assert!(list.ends_with("#EXT-X-ENDLIST\n"), "{list}");
+        let segments: Vec<&str> = list.lines().filter(|l| l.starts_with("seg-")).collect();
+        assert!(segments.len() >= 2, "{list}");
+        for seg in segments {
+            assert!(dir.join(seg).exists(), "{seg}");
+        }
+        let total: f64 = list
+            .lines()
+            .filter_map(|l| l.strip_prefix("#EXTINF:"))
+            .map(|l| l.trim_end_matches(',').parse::<f64>().unwrap())
+            .sum();
+        // Three rounds of the capture: 3.6 s.
+        assert!((3.3..3.9).contains(&total), "{total} s of 3.6");
+        let rows = t.rows(AssetKind::Replay).await;
+        assert_eq!(
+            rows,
+            [(format!("{folder}/index.m3u8"), "ready".to_string())]
+        );
     }
 }

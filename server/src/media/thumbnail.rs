@@ -14,22 +14,17 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use domain::AssetKind;
+
+use super::assets::HistoryFile;
 use super::bus::Subscription;
 use super::frame::{Event, Frame, Track, VideoParams, VIDEO_TIMESCALE};
-use super::picture::{self, KeyframeDecoders, H264};
-use super::workers::{thread_cpu, Workers};
-use super::Engine;
+use super::picture::{self, DecodeError, KeyframeDecoders, H264};
+use super::session::Session;
+use super::workers::{Place, Workers};
 
 /// Width of the small preview next to each thumbnail.
 pub const PREVIEW_WIDTH: u32 = 320;
-
-pub struct Thumbnails {
-    pub stream_id: String,
-    pub session_id: String,
-    /// Seconds between thumbnails.
-    pub interval: i64,
-    pub faults: Arc<super::Faults>,
-}
 
 /// What a job did with its keyframe.
 enum Outcome {
@@ -54,14 +49,14 @@ fn make(
     frame: &Frame,
     force: bool,
     out: &std::path::Path,
-) -> Result<Option<Written>, String> {
+) -> Result<Option<Written>, DecodeError> {
     if !params.is_h265() && !picture::h264_idr(&frame.data) {
-        return Err(
-            "the source's keyframes are recovery points (intra refresh), not IDR \
-                    pictures, and cannot be decoded alone for thumbnails: set the encoder to \
-                    IDR keyframes (x264: no intra-refresh)"
+        return Err(DecodeError::Unsupported(
+            "the source's keyframes are recovery points (intra refresh), not IDR pictures, \
+             and cannot be decoded alone for thumbnails: set the encoder to IDR keyframes \
+             (x264: no intra-refresh)"
                 .into(),
-        );
+        ));
     }
     let rendered = if params.is_h265() {
         render_picture(picture::h265_keyframe(params, frame)?, force)?
@@ -77,11 +72,13 @@ fn make(
     let (full, preview) = (r.full, r.preview);
     let (pic_w, pic_h, flat) = (r.width, r.height, r.flat);
     if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("thumbnail folder: {e}"))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| DecodeError::Write(format!("thumbnail folder: {e}")))?;
     }
-    let preview_path = out.with_extension("320.jpg");
-    std::fs::write(&preview_path, &preview).map_err(|e| format!("thumbnail: {e}"))?;
-    std::fs::write(out, &full).map_err(|e| format!("thumbnail: {e}"))?;
+    let preview_path = out.with_extension(&domain::asset_kind::PREVIEW_SUFFIX[1..]);
+    std::fs::write(&preview_path, &preview)
+        .map_err(|e| DecodeError::Write(format!("thumbnail: {e}")))?;
+    std::fs::write(out, &full).map_err(|e| DecodeError::Write(format!("thumbnail: {e}")))?;
     Ok(Some(Written {
         width: pic_w,
         height: pic_h,
@@ -101,11 +98,15 @@ pub struct Rendered {
 
 /// Keyframe to JPEGs: the whole per-thumbnail cost (also what the benchmark measures). None when
 /// the picture is flat and not `force`d.
-pub fn render(decoder: &mut H264, frame: &Frame, force: bool) -> Result<Option<Rendered>, String> {
+pub fn render(
+    decoder: &mut H264,
+    frame: &Frame,
+    force: bool,
+) -> Result<Option<Rendered>, DecodeError> {
     render_picture(decoder.keyframe(frame)?, force)
 }
 
-fn render_picture(pic: picture::Rgb, force: bool) -> Result<Option<Rendered>, String> {
+fn render_picture(pic: picture::Rgb, force: bool) -> Result<Option<Rendered>, DecodeError> {
     let flat = picture::detail(&pic) < picture::FLAT;
     if flat && !force {
         return Ok(None);
@@ -124,59 +125,58 @@ fn render_picture(pic: picture::Rgb, force: bool) -> Result<Option<Rendered>, St
 
 /// Runs one job: decode on the pool, then register the file and trim the history.
 async fn job(
-    engine: Arc<Engine>,
-    t: Arc<Thumbnails>,
+    session: Arc<Session>,
     params: VideoParams,
     frame: Frame,
     force: bool,
     index: i64,
 ) -> Outcome {
-    let rel = format!("thumbnails/{}/{}/{index}.jpg", t.stream_id, t.session_id);
-    let out = engine.assets.join(&rel);
+    let rel = AssetKind::Thumbnail.history_file(&session.stream_id, &session.session_id, index);
+    let out = session.shared.assets.file(&rel);
     let arrived = frame.arrived;
-    let pool = engine.clone();
+    let shared = session.shared.clone();
     let work = move || {
-        let cpu = thread_cpu();
-        let r = make(
-            &pool.workers.keyframe_decoders,
+        make(
+            &shared.workers.keyframe_decoders,
             &params,
             &frame,
             force,
             &out,
-        );
-        (r, thread_cpu().saturating_sub(cpu))
+        )
     };
-    let Some((result, cpu)) = engine.workers.run(work).await else {
+    let workers = &session.shared.workers;
+    let Some(result) = workers
+        .timed(Place::Thumbnail, &workers.thumbnail_cpu_us, work)
+        .await
+    else {
         return Outcome::Failed("the worker pool is gone".into());
     };
-    Workers::count(&engine.workers.thumbnail_cpu_us, cpu.as_micros() as u64);
     let w = match result {
         Ok(Some(w)) => w,
         Ok(None) => {
-            Workers::count(&engine.workers.thumbnails_skipped_flat, 1);
+            Workers::count(&workers.thumbnails_skipped_flat, 1);
             return Outcome::SkippedFlat;
         }
         Err(e) => {
-            Workers::count(&engine.workers.failures, 1);
-            return Outcome::Failed(e);
+            Workers::count(&workers.failures, 1);
+            return Outcome::Failed(e.to_string());
         }
     };
-    let asset = domain::store::NewAsset {
-        stream_id: t.stream_id.clone(),
-        session_id: Some(t.session_id.clone()),
-        kind: "thumbnail",
+    let file = HistoryFile {
+        kind: AssetKind::Thumbnail,
+        stream_id: session.stream_id.clone(),
+        session_id: session.session_id.clone(),
         path: rel,
         index,
-        width: Some(i64::from(w.width)),
-        height: Some(i64::from(w.height)),
+        width: w.width,
+        height: w.height,
+        duration_ms: None,
+        size: w.size,
     };
-    match engine
-        .register_history(&asset, None, w.size as i64, ".320.jpg")
-        .await
-    {
+    match session.shared.assets.register_history(file).await {
         Ok(()) => {
-            Workers::count(&engine.workers.thumbnails, 1);
-            engine.latency.thumbnail.record(arrived.elapsed());
+            Workers::count(&workers.thumbnails, 1);
+            session.shared.latency.thumbnail.record(arrived.elapsed());
             Outcome::Written { flat: w.flat }
         }
         Err(e) => Outcome::Failed(format!("could not register the file: {e}")),
@@ -184,9 +184,8 @@ async fn job(
 }
 
 /// Consumes a session's bus until it ends.
-pub async fn run(mut sub: Subscription, engine: Arc<Engine>, t: Thumbnails) {
-    let t = Arc::new(t);
-    let interval = t.interval.max(1) * i64::from(VIDEO_TIMESCALE);
+pub async fn run(mut sub: Subscription, session: Arc<Session>) {
+    let interval = session.settings.thumbnail.interval.max(1) * i64::from(VIDEO_TIMESCALE);
     let mut params: Option<VideoParams> = None;
     // Decode time from which the next thumbnail is due; None = the first keyframe.
     let mut next_due: Option<i64> = None;
@@ -217,11 +216,10 @@ pub async fn run(mut sub: Subscription, engine: Arc<Engine>, t: Thumbnails) {
                         };
                         index += 1;
                         in_flight = true;
-                        let (engine, t, tx, f) =
-                            (engine.clone(), t.clone(), tx.clone(), f.clone());
+                        let (session, tx, f) = (session.clone(), tx.clone(), f.clone());
                         tokio::spawn(async move {
                             let dts = f.dts;
-                            let outcome = job(engine, t, p, f, force, index).await;
+                            let outcome = job(session, p, f, force, index).await;
                             let _ = tx.send((dts, due, outcome)).await;
                         });
                     }
@@ -232,17 +230,17 @@ pub async fn run(mut sub: Subscription, engine: Arc<Engine>, t: Thumbnails) {
                 in_flight = false;
                 match outcome {
                     Outcome::Written { flat } => {
-                        t.faults.clear("thumbnail");
+                        session.faults.clear("thumbnail");
                         if due {
                             next_due = Some(dts + interval);
                             searching_since = None;
                         }
                         after_flat = flat;
                     }
-                    Outcome::SkippedFlat => t.faults.clear("thumbnail"),
+                    Outcome::SkippedFlat => session.faults.clear("thumbnail"),
                     // Do not retry a failing decode on every keyframe.
                     Outcome::Failed(e) => {
-                        t.faults.set("thumbnail", e);
+                        session.faults.set("thumbnail", e);
                         next_due = Some(dts + interval);
                         searching_since = None;
                         after_flat = false;
@@ -253,5 +251,31 @@ pub async fn run(mut sub: Subscription, engine: Arc<Engine>, t: Thumbnails) {
     }
     if in_flight {
         let _ = rx.recv().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::session::testing;
+
+    #[tokio::test]
+    async fn the_first_keyframe_makes_a_thumbnail_and_its_preview() {
+        let mut settings = domain::Processing::default();
+        settings.thumbnail.enabled = true;
+        settings.thumbnail.interval = 10;
+        let t = testing::run_alone(settings, 3, run).await;
+        let s = &t.session;
+        let rel = AssetKind::Thumbnail.history_file(&s.stream_id, &s.session_id, 1);
+        for path in AssetKind::Thumbnail.files(&rel) {
+            let jpeg = std::fs::read(t.file(&path)).expect(&path);
+            assert_eq!(&jpeg[..2], [0xFF, 0xD8], "{path} is a JPEG");
+        }
+        // 3.6 s at an interval of ten: one thumbnail, registered.
+        assert_eq!(
+            t.rows(AssetKind::Thumbnail).await,
+            [(rel, "ready".to_string())]
+        );
+        assert!(s.faults.snapshot().is_empty(), "{:?}", s.faults.snapshot());
     }
 }

@@ -12,9 +12,9 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -28,8 +28,8 @@ use openh264::OpenH264API;
 
 use super::bus::Subscription;
 use super::frame::{Event, Frame, Track, VideoParams, VIDEO_TIMESCALE};
+use super::ladder::Rendition;
 use super::picture::H264;
-use super::{Engine, LiveStream};
 use pixels::I420Scaler;
 
 /// Pictures a rendition thread may have waiting; beyond, the decoder waits for it (and the
@@ -48,142 +48,20 @@ pub fn rendition_size(source: (u32, u32), height: u32) -> (u32, u32) {
     (w.max(2) as u32, h.max(2) as u32)
 }
 
-/// The server's cap on renditions encoded at once (`--max-transcodes`).
-pub struct Capacity {
-    max: AtomicUsize,
-    used: Arc<AtomicUsize>,
-}
-
-impl Default for Capacity {
-    fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Capacity {
-            max: AtomicUsize::new(2 * cores),
-            used: Arc::default(),
-        }
-    }
-}
-
-/// One rendition's place under the cap, given back when dropped.
-pub struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl Capacity {
-    pub fn set_max(&self, max: usize) {
-        self.max.store(max, Ordering::Relaxed);
-    }
-
-    pub fn max(&self) -> usize {
-        self.max.load(Ordering::Relaxed)
-    }
-
-    pub fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    pub fn reserve(&self) -> Option<Slot> {
-        let max = self.max();
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Slot(self.used.clone()))
-    }
-}
-
-/// What a profile stream's transcode is doing, for the API, the dashboard and `/metrics`.
-pub struct Status {
-    pub profile: String,
-    pub stream_id: String,
-    pub target_kbps: u32,
-    state: Mutex<(&'static str, Option<String>)>,
-    pub width: AtomicU32,
-    pub height: AtomicU32,
-    pub frames: AtomicU64,
-    /// CPU time of this rendition's thread (scaling and encoding), nanoseconds.
-    pub cpu_ns: AtomicU64,
-    /// CPU time of the group's decoding thread, shared by its renditions.
-    pub decode_cpu_ns: Arc<AtomicU64>,
-    started: Instant,
-}
-
-impl Status {
-    pub fn new(profile: &str, stream_id: &str, target_kbps: u32, decode: Arc<AtomicU64>) -> Self {
-        Status {
-            profile: profile.to_string(),
-            stream_id: stream_id.to_string(),
-            target_kbps,
-            state: Mutex::new(("starting", None)),
-            width: AtomicU32::default(),
-            height: AtomicU32::default(),
-            frames: AtomicU64::default(),
-            cpu_ns: AtomicU64::default(),
-            decode_cpu_ns: decode,
-            started: Instant::now(),
-        }
-    }
-
-    pub fn set(&self, state: &'static str, message: Option<String>) {
-        *self.state.lock().expect("transcode state") = (state, message);
-    }
-
-    pub fn state(&self) -> (&'static str, Option<String>) {
-        self.state.lock().expect("transcode state").clone()
-    }
-
-    /// Since the rendition was set up.
-    pub fn age(&self) -> std::time::Duration {
-        self.started.elapsed()
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.state().0 == "running"
-    }
-
-    pub fn view(&self) -> domain::view::TranscodeView {
-        let (state, message) = self.state();
-        let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        let percent = |ns: u64| (ns as f64 / 1e9 / secs * 1000.0).round() / 10.0;
-        let frames = self.frames.load(Ordering::Relaxed);
-        let cpu = self.cpu_ns.load(Ordering::Relaxed);
-        let size = |a: &AtomicU32| Some(a.load(Ordering::Relaxed)).filter(|v| *v > 0);
-        domain::view::TranscodeView {
-            state: state.to_string(),
-            message,
-            width: size(&self.width),
-            height: size(&self.height),
-            target_kbps: self.target_kbps,
-            frames,
-            cpu_percent: percent(cpu),
-            ms_per_frame: (frames > 0).then(|| (cpu as f64 / frames as f64 / 1e5).round() / 10.0),
-            decode_cpu_percent: percent(self.decode_cpu_ns.load(Ordering::Relaxed)),
-        }
-    }
-}
-
-/// A rendition to produce: its profile stream's live session and its place under the cap.
-pub struct Rendition {
-    pub live: Arc<LiveStream>,
-    pub height: u32,
-    pub status: Arc<Status>,
-    pub slot: Slot,
-}
+/// A rendition's encoder failed (the rendition stops with this on its status).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EncodeError(String);
 
 /// What the decoder hands each rendition thread, in bus order.
 #[derive(Clone)]
-enum Msg {
+pub(crate) enum Msg {
     Picture(Arc<Picture>),
     Event(Event),
 }
 
 /// A decoded picture, I420 with packed rows.
-struct Picture {
+pub(crate) struct Picture {
     width: u32,
     height: u32,
     y: Vec<u8>,
@@ -225,7 +103,6 @@ fn thread_cpu_ns() -> Option<u64> {
 /// Runs the ladder of `source` (the passthrough stream's bus) until that bus ends, then ends
 /// the renditions' sessions. Blocking: call on a thread of its own.
 pub fn run(
-    engine: Arc<Engine>,
     runtime: tokio::runtime::Handle,
     stream_id: String,
     mut source: Subscription,
@@ -236,11 +113,11 @@ pub fn run(
     let mut threads = Vec::new();
     for r in renditions {
         let (tx, rx) = sync_channel::<Msg>(QUEUE);
-        let (engine, runtime) = (engine.clone(), runtime.clone());
+        let runtime = runtime.clone();
         let name = format!("transcode-{}", r.status.profile);
         match std::thread::Builder::new()
             .name(name)
-            .spawn(move || encode_loop(engine, runtime, rx, r))
+            .spawn(move || encode_loop(runtime, rx, r))
         {
             Ok(t) => {
                 outputs.push(tx);
@@ -289,7 +166,7 @@ pub fn run(
 /// The decoding side: the source's frames in, pictures (in presentation order, each with its
 /// timestamp and keyframe mark) and audio out.
 #[derive(Default)]
-struct Decoding {
+pub(crate) struct Decoding {
     h264: Option<H264>,
     /// Timestamps of frames given to the decoder whose pictures have not come out yet; pictures
     /// come out in presentation order, so each takes the smallest.
@@ -332,7 +209,7 @@ impl Decoding {
         self.pending.clear();
     }
 
-    fn event(&mut self, event: &Event) -> Vec<Msg> {
+    pub(crate) fn event(&mut self, event: &Event) -> Vec<Msg> {
         let mut out = Vec::new();
         match event {
             Event::Video(p) => {
@@ -430,7 +307,7 @@ impl Decoding {
     }
 
     /// The end of the source: pictures the decoder still holds, then the held-back audio.
-    fn finish(&mut self) -> Vec<Msg> {
+    pub(crate) fn finish(&mut self) -> Vec<Msg> {
         let mut out = Vec::new();
         let fps = self.fps();
         let mut pictures = Vec::new();
@@ -451,22 +328,17 @@ impl Decoding {
 }
 
 /// One rendition: scale, encode, publish, until the decoder's side ends.
-fn encode_loop(
-    engine: Arc<Engine>,
-    runtime: tokio::runtime::Handle,
-    rx: Receiver<Msg>,
-    r: Rendition,
-) {
+fn encode_loop(runtime: tokio::runtime::Handle, rx: Receiver<Msg>, r: Rendition) {
     let status = r.status.clone();
     let mut enc = RenditionEncoder::new(r.height, status.target_kbps);
     let mut count = 0u64;
     while let Ok(msg) = rx.recv() {
         match msg {
-            Msg::Event(e) => runtime.block_on(engine.publish(&r.live, e)),
+            Msg::Event(e) => runtime.block_on(r.session.publish(e)),
             Msg::Picture(p) => match enc.encode(&p) {
                 Ok(events) => {
                     for e in events {
-                        runtime.block_on(engine.publish(&r.live, e));
+                        runtime.block_on(r.session.publish(e));
                     }
                     let (w, h) = enc.size();
                     status.width.store(w, Ordering::Relaxed);
@@ -484,7 +356,7 @@ fn encode_loop(
                 }
                 Err(e) => {
                     tracing::error!(stream = %status.stream_id, profile = %status.profile, error = %e, "rendition failed");
-                    status.set("failed", Some(e));
+                    status.set("failed", Some(e.to_string()));
                     break;
                 }
             },
@@ -497,9 +369,9 @@ fn encode_loop(
 }
 
 /// Scaler and encoder of one rendition.
-struct RenditionEncoder {
+pub(crate) struct RenditionEncoder {
     height: u32,
-    kbps: u32,
+    pub(crate) kbps: u32,
     encoder: Option<Encoder>,
     /// The scaler to the output size; the source's size it was made for.
     scaler: Option<I420Scaler>,
@@ -509,7 +381,7 @@ struct RenditionEncoder {
 }
 
 impl RenditionEncoder {
-    fn new(height: u32, kbps: u32) -> Self {
+    pub(crate) fn new(height: u32, kbps: u32) -> Self {
         RenditionEncoder {
             height,
             kbps,
@@ -521,11 +393,11 @@ impl RenditionEncoder {
     }
 
     /// The output size (0×0 before the first picture).
-    fn size(&self) -> (u32, u32) {
+    pub(crate) fn size(&self) -> (u32, u32) {
         self.scaler.as_ref().map_or((0, 0), I420Scaler::size)
     }
 
-    fn encode(&mut self, p: &Picture) -> Result<Vec<Event>, String> {
+    pub(crate) fn encode(&mut self, p: &Picture) -> Result<Vec<Event>, EncodeError> {
         if self.for_source != (p.width, p.height) || self.encoder.is_none() {
             self.for_source = (p.width, p.height);
             let (w, h) = rendition_size(self.for_source, self.height);
@@ -546,7 +418,7 @@ impl RenditionEncoder {
                 .num_threads(1);
             self.encoder = Some(
                 Encoder::with_api_config(OpenH264API::from_source(), config)
-                    .map_err(|e| format!("H.264 encoder: {e}"))?,
+                    .map_err(|e| EncodeError(format!("H.264 encoder: {e}")))?,
             );
         }
         let scaler = self.scaler.as_mut().expect("made with the encoder");
@@ -555,7 +427,9 @@ impl RenditionEncoder {
         let [yp, up, vp] = if (w, h) == (p.width, p.height) {
             source
         } else {
-            scaler.scale(source, p.width, p.height)?
+            scaler
+                .scale(source, p.width, p.height)
+                .map_err(EncodeError)?
         };
         let (wu, hu) = (w as usize, h as usize);
         let yuv = YUVSlices::new((yp, up, vp), (wu, hu), (wu, wu / 2, wu / 2));
@@ -566,7 +440,7 @@ impl RenditionEncoder {
         let ms = (p.pts.max(0) as u64) * 1000 / u64::from(VIDEO_TIMESCALE);
         let bs = encoder
             .encode_at(&yuv, openh264::Timestamp::from_millis(ms))
-            .map_err(|e| format!("H.264 encode: {e}"))?;
+            .map_err(|e| EncodeError(format!("H.264 encode: {e}")))?;
         let mut sps = None;
         let mut pps = None;
         let mut data = Vec::new();
@@ -593,7 +467,7 @@ impl RenditionEncoder {
             let avcc = Bytes::from(avc_config(&sps, &pps)?);
             if self.avcc.as_ref() != Some(&avcc) {
                 let params = VideoParams::from_avcc(avcc.clone())
-                    .map_err(|e| format!("encoder parameters: {e}"))?;
+                    .map_err(|e| EncodeError(format!("encoder parameters: {e}")))?;
                 self.avcc = Some(avcc);
                 events.push(Event::Video(params));
             }
@@ -612,89 +486,6 @@ impl RenditionEncoder {
     }
 }
 
-/// What a ladder costs, for the benchmark: CPU on one thread per step.
-#[derive(Debug, serde::Serialize)]
-pub struct LadderCost {
-    pub frames: usize,
-    /// Decoding the source once, plus copying each picture out: milliseconds per frame.
-    pub decode_ms_per_frame: f64,
-    pub renditions: Vec<RenditionCost>,
-}
-
-#[derive(Debug, serde::Serialize)]
-pub struct RenditionCost {
-    pub height: u32,
-    pub width: u32,
-    pub target_kbps: u32,
-    /// What the rendition came out at.
-    pub kbps: f64,
-    /// Scaling and encoding: milliseconds of CPU per frame.
-    pub ms_per_frame: f64,
-}
-
-/// Runs `video` through the ladder code a live group uses (decode once; per rung scale and
-/// encode), timing each step with this thread's CPU clock.
-pub fn measure(
-    params: &VideoParams,
-    video: &[Frame],
-    rungs: &[(u32, u32)],
-) -> Result<LadderCost, String> {
-    let cpu = super::workers::thread_cpu;
-    let mut decoding = Decoding::default();
-    let mut encoders: Vec<_> = rungs
-        .iter()
-        .map(|&(h, k)| (RenditionEncoder::new(h, k), 0.0f64, 0u64))
-        .collect();
-    let mut decode_s = 0.0;
-    let mut frames = 0usize;
-    let mut encode = |msgs: Vec<Msg>, encoders: &mut Vec<(RenditionEncoder, f64, u64)>| {
-        for m in msgs {
-            let Msg::Picture(p) = m else { continue };
-            frames += 1;
-            for (enc, secs, bytes) in encoders.iter_mut() {
-                let t = cpu();
-                for e in enc.encode(&p)? {
-                    if let Event::Frame(f) = e {
-                        *bytes += f.data.len() as u64;
-                    }
-                }
-                *secs += (cpu() - t).as_secs_f64();
-            }
-        }
-        Ok::<_, String>(())
-    };
-    decoding.event(&Event::Video(params.clone()));
-    for f in video {
-        let t = cpu();
-        let msgs = decoding.event(&Event::Frame(f.clone()));
-        decode_s += (cpu() - t).as_secs_f64();
-        encode(msgs, &mut encoders)?;
-    }
-    let t = cpu();
-    let msgs = decoding.finish();
-    decode_s += (cpu() - t).as_secs_f64();
-    encode(msgs, &mut encoders)?;
-    let span = match (video.first(), video.last()) {
-        (Some(a), Some(b)) => (b.pts - a.pts).max(1) as f64 / f64::from(VIDEO_TIMESCALE),
-        _ => 1.0,
-    };
-    let n = frames.max(1) as f64;
-    Ok(LadderCost {
-        frames,
-        decode_ms_per_frame: decode_s * 1000.0 / n,
-        renditions: encoders
-            .into_iter()
-            .map(|(enc, secs, bytes)| RenditionCost {
-                height: enc.size().1,
-                width: enc.size().0,
-                target_kbps: enc.kbps,
-                kbps: bytes as f64 * 8.0 / 1000.0 / span,
-                ms_per_frame: secs * 1000.0 / n,
-            })
-            .collect(),
-    })
-}
-
 /// A NAL unit without its Annex-B start code.
 fn strip_start_code(nal: &[u8]) -> &[u8] {
     let zeros = nal.iter().take_while(|b| **b == 0).count();
@@ -707,9 +498,9 @@ fn strip_start_code(nal: &[u8]) -> &[u8] {
 
 /// An AVCDecoderConfigurationRecord (ISO 14496-15 §5.3.3.1) of one SPS and one PPS, with
 /// 4-byte NAL lengths.
-fn avc_config(sps: &[u8], pps: &[u8]) -> Result<Vec<u8>, String> {
+fn avc_config(sps: &[u8], pps: &[u8]) -> Result<Vec<u8>, EncodeError> {
     if sps.len() < 4 || sps.len() > 0xFFFF || pps.len() > 0xFFFF {
-        return Err("encoder made an unusable SPS/PPS".into());
+        return Err(EncodeError("encoder made an unusable SPS/PPS".into()));
     }
     let mut out = vec![1, sps[1], sps[2], sps[3], 0xFF, 0xE1];
     out.extend_from_slice(&(sps.len() as u16).to_be_bytes());
@@ -731,18 +522,6 @@ mod tests {
         assert_eq!(rendition_size((1920, 1080), 240), (426, 240));
         assert_eq!(rendition_size((640, 360), 720), (640, 360), "no upscaling");
         assert_eq!(rendition_size((720, 1280), 360), (202, 360), "portrait");
-    }
-
-    #[test]
-    fn the_cap_counts_slots_until_they_are_dropped() {
-        let c = Capacity::default();
-        c.set_max(2);
-        let a = c.reserve().unwrap();
-        let _b = c.reserve().unwrap();
-        assert!(c.reserve().is_none());
-        drop(a);
-        assert_eq!(c.used(), 1);
-        assert!(c.reserve().is_some());
     }
 
     /// A picture encoded and decoded again: the rendition's parameters say its size, the

@@ -27,6 +27,14 @@ pub struct Workers {
     pub failures: AtomicU64,
 }
 
+/// Which pool a job runs in.
+pub enum Place {
+    /// Waits for a place.
+    Thumbnail,
+    /// Waits at most `wait`, else is not run.
+    MotionClip { wait: std::time::Duration },
+}
+
 impl Default for Workers {
     fn default() -> Self {
         let size = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -81,10 +89,28 @@ impl Workers {
         .ok()
     }
 
+    /// Runs `job` in `place` and adds the CPU time it took (not the time it waited) to `cpu_us`.
+    pub async fn timed<T: Send + 'static>(
+        &self,
+        place: Place,
+        cpu_us: &AtomicU64,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let measured = move || {
+            let cpu = thread_cpu();
+            let out = job();
+            (out, thread_cpu().saturating_sub(cpu))
+        };
+        let (out, cpu) = match place {
+            Place::Thumbnail => self.run(measured).await?,
+            Place::MotionClip { wait } => self.run_within(wait, measured).await?,
+        };
+        Workers::count(cpu_us, cpu.as_micros() as u64);
+        Some(out)
+    }
+
     /// Prometheus lines for the pool's counters.
-    pub fn render(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::new();
+    pub fn render(&self, out: &mut crate::metrics::Prometheus) {
         let counters = [
             (
                 "liveproc_thumbnails_total",
@@ -123,18 +149,14 @@ impl Workers {
             ),
         ];
         for (name, help, c) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                c.load(Ordering::Relaxed)
-            );
+            out.single(name, help, "counter", c.load(Ordering::Relaxed));
         }
-        let _ = writeln!(
-            out,
-            "# HELP liveproc_workers Places in each decode worker pool (thumbnails, motion clips).\n# TYPE liveproc_workers gauge\nliveproc_workers {}",
-            self.size
+        out.single(
+            "liveproc_workers",
+            "Places in each decode worker pool (thumbnails, motion clips).",
+            "gauge",
+            self.size,
         );
-        out
     }
 
     pub fn count(counter: &AtomicU64, n: u64) {

@@ -9,7 +9,7 @@
 use bytes::Bytes;
 
 use super::rtmp_session::Media;
-use super::to_opus::{SourceAudio, ToOpus};
+use super::to_opus::{SourceAudio, ToOpus, TranscodeError};
 use crate::media::frame::{hevc_irap, AudioParams, Event, Frame, Track, VideoParams};
 
 /// A signed 24-bit big-endian number (FLV's composition time).
@@ -24,7 +24,7 @@ pub enum DemuxError {
     #[error("malformed {0}")]
     Malformed(&'static str),
     #[error("{0}")]
-    Transcode(String),
+    Transcode(#[from] TranscodeError),
 }
 
 /// Per-publisher demuxing state: the current parameters and the audio sample clock.
@@ -384,13 +384,9 @@ impl FlvDemuxer {
         }
         let to_opus = match &mut self.to_opus {
             Some(t) if t.source() == source => t,
-            _ => self
-                .to_opus
-                .insert(ToOpus::new(source).map_err(DemuxError::Transcode)?),
+            _ => self.to_opus.insert(ToOpus::new(source)?),
         };
-        let frames = to_opus
-            .push(i64::from(timestamp) * 48, &body)
-            .map_err(DemuxError::Transcode)?;
+        let frames = to_opus.push(i64::from(timestamp) * 48, &body)?;
         let mut out = Vec::with_capacity(frames.len() + 1);
         if let Some(params) = to_opus.params() {
             if self.audio.as_ref() != Some(params) {

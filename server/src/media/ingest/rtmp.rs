@@ -15,7 +15,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::flv::FlvDemuxer;
 use super::rtmp_session::{self, Media, Publisher, SessionError};
-use crate::media::{Engine, LiveStream, Refusal};
+use crate::media::{Engine, Refusal, Session};
 
 /// A publisher that sends nothing for this long is gone.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -231,7 +231,7 @@ impl Handler {
                 "{dropped} AAC frames dropped: the publisher's audio ran ahead of its clock by \
                  more than a frame and a half"
             );
-            self.engine.warn(&live, "audio_dropped", warning).await;
+            live.warn("audio_dropped", warning).await;
         }
         self.engine.stop(&live, reason).await;
     }
@@ -241,7 +241,7 @@ struct Handler {
     engine: Arc<Engine>,
     peer: SocketAddr,
     demux: FlvDemuxer,
-    live: Option<Arc<LiveStream>>,
+    live: Option<Arc<Session>>,
     /// Until the peer publishes: its place among waiting connections, and the signal that
     /// lifts the publish deadline.
     waiting: Option<(WaitingGuard, tokio::sync::oneshot::Sender<()>)>,
@@ -261,6 +261,7 @@ impl Handler {
         let name = stream_name.split('?').next().unwrap_or_default();
         let target = self
             .engine
+            .shared
             .store
             .ingest_target(name)
             .await
@@ -305,7 +306,7 @@ impl Publisher for Handler {
             .message(kind, timestamp, data)
             .map_err(|e| e.to_string())?;
         for event in events {
-            self.engine.publish(&live, event).await;
+            live.publish(event).await;
         }
         Ok(())
     }

@@ -18,7 +18,9 @@ use std::collections::HashMap;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+// The command message types are the guard's: it bounds commands tighter than media.
 use super::rtmp_guard::{self, be32, GuardError};
+pub use super::rtmp_guard::{COMMAND_AMF0, COMMAND_AMF3};
 
 pub const SET_CHUNK_SIZE: u8 = 1;
 pub const ABORT: u8 = 2;
@@ -29,9 +31,7 @@ pub const SET_PEER_BANDWIDTH: u8 = 6;
 pub const AUDIO: u8 = 8;
 pub const VIDEO: u8 = 9;
 pub const DATA_AMF3: u8 = 15;
-pub const COMMAND_AMF3: u8 = 17;
 pub const DATA_AMF0: u8 = 18;
-pub const COMMAND_AMF0: u8 = 20;
 
 /// The chunk size every peer starts with.
 pub const DEFAULT_CHUNK: usize = 128;

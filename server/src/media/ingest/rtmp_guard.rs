@@ -46,10 +46,14 @@ pub enum GuardError {
     Command(String),
 }
 
+/// RTMP message types of commands (AMF3 and AMF0 encoded).
+pub const COMMAND_AMF3: u8 = 17;
+pub const COMMAND_AMF0: u8 = 20;
+
 /// Checks a message's declared length against what its kind may take.
 pub fn message_length(kind: u8, length: u32) -> Result<(), GuardError> {
     let max = match kind {
-        super::rtmp_chunks::COMMAND_AMF0 | super::rtmp_chunks::COMMAND_AMF3 => MAX_COMMAND,
+        COMMAND_AMF0 | COMMAND_AMF3 => MAX_COMMAND,
         _ => MAX_MESSAGE,
     };
     if length > max {

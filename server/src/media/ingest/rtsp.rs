@@ -15,9 +15,9 @@ use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::to_opus::{SourceAudio, ToOpus};
+use super::to_opus::{SourceAudio, ToOpus, TranscodeError};
 use crate::media::frame::{hevc_irap, AudioParams, Event, Frame, Track, VideoParams};
-use crate::media::Engine;
+use crate::media::{Engine, Refusal};
 
 /// How often the supervisor looks for sources added or removed (API or dashboard).
 const RECONCILE: Duration = Duration::from_secs(2);
@@ -25,6 +25,33 @@ const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A camera that sends nothing for this long is treated as gone.
 const STALL: Duration = Duration::from_secs(10);
+
+/// Why one attempt of a pull ended: the source's `lastError`, and the reason its session ended.
+/// Every kind is retried with back-off.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error("bad URL: {0}")]
+    Url(#[from] url::ParseError),
+    #[error("no answer from the source in {} s", STALL.as_secs())]
+    NoAnswer,
+    #[error("no media for {} s", STALL.as_secs())]
+    Stalled,
+    /// What the RTSP client said, or its panic on what the source sent.
+    #[error("{0}")]
+    Client(String),
+    #[error(
+        "unsupported codec: the source offers {0}; liveproc takes H.264, H.265, AAC and G.711"
+    )]
+    Unsupported(String),
+    #[error("malformed {0}")]
+    Malformed(&'static str),
+    #[error("{0}")]
+    Audio(#[from] TranscodeError),
+    #[error("the stream was deleted")]
+    Deleted,
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+}
 
 /// What the dashboard and the API show of a source.
 #[derive(Debug, Clone, Default)]
@@ -56,7 +83,7 @@ impl Supervisor {
 
     pub async fn run(self: Arc<Self>, engine: Arc<Engine>) {
         loop {
-            match engine.store.rtsp_sources().await {
+            match engine.shared.store.rtsp_sources().await {
                 Ok(sources) => self.reconcile(&engine, sources),
                 Err(e) => tracing::warn!(error = %e, "rtsp: could not list sources"),
             }
@@ -103,12 +130,12 @@ impl Supervisor {
 /// `f`, with a panic in it turned into an error that ends this attempt only: the RTSP client
 /// can panic on what a camera sends (sdp-types 0.1.8 asserts `m=` after a session-level SDP
 /// line that is not key=value; found by fuzzing), and the worker must retry, not die with the source "connecting".
-pub(crate) async fn contained<T>(f: impl std::future::Future<Output = T>) -> Result<T, String> {
+pub(crate) async fn contained<T>(f: impl std::future::Future<Output = T>) -> Result<T, PullError> {
     AssertUnwindSafe(f).catch_unwind().await.map_err(|panic| {
-        format!(
+        PullError::Client(format!(
             "the RTSP client failed on what the source sent: {}",
             panic_message(panic.as_ref())
-        )
+        ))
     })
 }
 
@@ -152,7 +179,7 @@ async fn worker(
         }
         let error = match result {
             Ok(()) => "the source ended the stream".to_string(),
-            Err(e) => e,
+            Err(e) => e.to_string(),
         };
         tracing::warn!(error = %error, retry_in = ?backoff, "rtsp: source lost");
         set_state(&state, |s| {
@@ -173,10 +200,11 @@ async fn worker(
 pub(crate) async fn connect(
     url: url::Url,
     options: SessionOptions,
-) -> Result<(Demuxed, Vec<String>), String> {
+) -> Result<(Demuxed, Vec<String>), PullError> {
+    let client = |e: retina::Error| PullError::Client(e.to_string());
     let mut session = Session::describe(url, options.user_agent("liveproc".into()))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(client)?;
     let mut video_i = None;
     let mut audio_i = None;
     for (i, s) in session.streams().iter().enumerate() {
@@ -192,10 +220,7 @@ pub(crate) async fn connect(
             .iter()
             .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
             .collect();
-        return Err(format!(
-            "unsupported codec: the source offers {}; liveproc takes H.264, H.265, AAC and G.711",
-            found.join(", ")
-        ));
+        return Err(PullError::Unsupported(found.join(", ")));
     }
     let warnings = session
         .streams()
@@ -213,15 +238,15 @@ pub(crate) async fn connect(
                     .frame_format(FrameFormat::MP4),
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(client)?;
     }
     session
         .play(PlayOptions::default())
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(client)?
         .demuxed()
         .map(|d| (d, warnings))
-        .map_err(|e| e.to_string())
+        .map_err(client)
 }
 
 /// Why a source's stream is not carried, said on the session (metadata streams go unsaid).
@@ -272,7 +297,7 @@ impl Tracks {
         item: CodecItem,
         parameters: Option<ParametersRef<'_>>,
         encoding: &str,
-    ) -> Result<Vec<Event>, String> {
+    ) -> Result<Vec<Event>, PullError> {
         let mut out = Vec::new();
         match item {
             CodecItem::VideoFrame(f) => {
@@ -286,8 +311,7 @@ impl Tracks {
                             let codec = codec.replacen("hev1", "hvc1", 1);
                             VideoParams::from_hevc(record, codec, width, height)
                         } else {
-                            VideoParams::from_avcc(record)
-                                .map_err(|what| format!("malformed {what}"))?
+                            VideoParams::from_avcc(record).map_err(PullError::Malformed)?
                         };
                         out.push(Event::Video(p.clone()));
                         self.video = Some(p);
@@ -377,10 +401,10 @@ fn stream_of(item: &CodecItem) -> Option<usize> {
 pub(crate) async fn next_events(
     demuxed: &mut Demuxed,
     tracks: &mut Tracks,
-) -> Option<Result<Vec<Event>, String>> {
+) -> Option<Result<Vec<Event>, PullError>> {
     let item = match demuxed.next().await? {
         Ok(item) => item,
-        Err(e) => return Some(Err(e.to_string())),
+        Err(e) => return Some(Err(PullError::Client(e.to_string()))),
     };
     let stream = stream_of(&item).and_then(|i| demuxed.streams().get(i));
     let parameters = stream.and_then(|s| s.parameters());
@@ -396,26 +420,24 @@ async fn run_once(
     url: &str,
     state: &Mutex<SourceState>,
     mut stopped: watch::Receiver<bool>,
-) -> Result<(), String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
+) -> Result<(), PullError> {
+    let parsed = url::Url::parse(url)?;
     // A camera that takes the connection and never answers must not hold the source in
     // "connecting" for ever.
     let connecting = contained(connect(parsed, SessionOptions::default()));
     let (mut demuxed, warnings) = tokio::time::timeout(STALL, connecting)
         .await
-        .map_err(|_| format!("no answer from the source in {} s", STALL.as_secs()))???;
+        .map_err(|_| PullError::NoAnswer)???;
     let target = engine
+        .shared
         .store
         .ingest_target_by_id(stream_id)
         .await
-        .map_err(|e| e.message)?
-        .ok_or("the stream was deleted")?;
-    let live = engine
-        .start(&target, "rtsp", None, false)
-        .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Refusal::Store(e.message))?
+        .ok_or(PullError::Deleted)?;
+    let live = engine.start(&target, "rtsp", None, false).await?;
     for warning in warnings {
-        engine.warn(&live, "track_dropped", warning).await;
+        live.warn("track_dropped", warning).await;
     }
     set_state(state, |s| {
         s.state = "live";
@@ -429,7 +451,7 @@ async fn run_once(
             _ = stopped.changed() => break Ok(()),
         };
         let events = match next {
-            Err(_) => break Err(format!("no media for {} s", STALL.as_secs())),
+            Err(_) => break Err(PullError::Stalled),
             Ok(Err(panic)) => break Err(panic),
             Ok(Ok(None)) => break Ok(()),
             Ok(Ok(Some(Err(e)))) => break Err(e),
@@ -437,8 +459,8 @@ async fn run_once(
         };
         for e in events {
             match e {
-                Event::Frame(f) => live.publish(Event::Frame(f)),
-                params => engine.publish(&live, params).await,
+                Event::Frame(f) => live.publish_frame(Event::Frame(f)),
+                params => live.publish(params).await,
             }
         }
     };

@@ -11,6 +11,17 @@ use symphonia::core::formats::Packet;
 
 use crate::media::frame::{AudioParams, Frame, Track};
 
+/// Why source audio could not become Opus: the source's audio itself, or the codec work.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TranscodeError {
+    /// Not what it says it is (a malformed MP3 frame, a rate that changes mid-stream).
+    #[error("{0}")]
+    Source(String),
+    /// The decoder, resampler or Opus encoder failed.
+    #[error("{0}")]
+    Codec(String),
+}
+
 /// What the source sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceAudio {
@@ -70,7 +81,7 @@ struct Encoding {
 }
 
 impl ToOpus {
-    pub fn new(source: SourceAudio) -> Result<ToOpus, String> {
+    pub fn new(source: SourceAudio) -> Result<ToOpus, TranscodeError> {
         let mp3 = match source {
             SourceAudio::Mp3 => {
                 let mut params = CodecParameters::new();
@@ -78,7 +89,7 @@ impl ToOpus {
                 Some(
                     symphonia::default::get_codecs()
                         .make(&params, &DecoderOptions::default())
-                        .map_err(|e| format!("MP3 decoder: {e}"))?,
+                        .map_err(|e| TranscodeError::Codec(format!("MP3 decoder: {e}")))?,
                 )
             }
             SourceAudio::G711 { .. } => None,
@@ -102,7 +113,7 @@ impl ToOpus {
     /// One source access unit (a G.711 packet, or one or more MP3 frames) starting at `time`
     /// (48 kHz): the Opus frames it completes. A first call that sets up the encoder makes
     /// [`params`](Self::params) available.
-    pub fn push(&mut self, time: i64, data: &[u8]) -> Result<Vec<Frame>, String> {
+    pub fn push(&mut self, time: i64, data: &[u8]) -> Result<Vec<Frame>, TranscodeError> {
         let mut out = Vec::new();
         match self.source {
             SourceAudio::G711 {
@@ -123,7 +134,7 @@ impl ToOpus {
                     let decoder = self.mp3.as_mut().expect("MP3 source has a decoder");
                     let decoded = decoder
                         .decode(&Packet::new_from_slice(0, 0, 0, frame))
-                        .map_err(|e| format!("MP3 frame: {e}"))?;
+                        .map_err(|e| TranscodeError::Source(format!("MP3 frame: {e}")))?;
                     let spec = *decoded.spec();
                     let frames = decoded.frames();
                     let mut samples = SampleBuffer::<f32>::new(frames as u64, spec);
@@ -144,17 +155,20 @@ impl ToOpus {
         channels: usize,
         pcm: &[f32],
         out: &mut Vec<Frame>,
-    ) -> Result<(), String> {
+    ) -> Result<(), TranscodeError> {
         if channels == 0 || rate == 0 {
-            return Err(format!("{} without channels or rate", self.source.name()));
+            return Err(TranscodeError::Source(format!(
+                "{} without channels or rate",
+                self.source.name()
+            )));
         }
         let e = match &mut self.encoder {
             Some(e) if e.in_rate == rate && e.channels == channels.min(2) => e,
             Some(_) => {
-                return Err(format!(
+                return Err(TranscodeError::Source(format!(
                     "{} changed its rate or channels mid-stream",
                     self.source.name()
-                ))
+                )))
             }
             None => self
                 .encoder
@@ -188,7 +202,7 @@ impl Encoding {
         in_rate: u32,
         channels: usize,
         time: i64,
-    ) -> Result<Encoding, String> {
+    ) -> Result<Encoding, TranscodeError> {
         let channels = channels.min(2);
         let rate = if [8000, 12000, 16000, 24000, 48000].contains(&in_rate) {
             in_rate
@@ -200,7 +214,7 @@ impl Encoding {
         } else {
             Some(
                 FftFixedIn::<f32>::new(in_rate as usize, rate as usize, 1024, 2, channels)
-                    .map_err(|e| format!("resampler {in_rate} Hz: {e}"))?,
+                    .map_err(|e| TranscodeError::Codec(format!("resampler {in_rate} Hz: {e}")))?,
             )
         };
         let layout = if channels == 1 {
@@ -209,12 +223,14 @@ impl Encoding {
             opus::Channels::Stereo
         };
         let mut opus = opus::Encoder::new(rate, layout, opus::Application::Audio)
-            .map_err(|e| format!("Opus encoder: {e}"))?;
+            .map_err(|e| TranscodeError::Codec(format!("Opus encoder: {e}")))?;
         let bitrate = if channels == 1 { 48_000 } else { 96_000 };
         opus.set_bitrate(opus::Bitrate::Bits(bitrate))
-            .map_err(|e| format!("Opus bitrate: {e}"))?;
+            .map_err(|e| TranscodeError::Codec(format!("Opus bitrate: {e}")))?;
         // Lookahead is in the encoder's rate; pre-skip is always 48 kHz.
-        let lookahead = opus.get_lookahead().map_err(|e| format!("Opus: {e}"))?;
+        let lookahead = opus
+            .get_lookahead()
+            .map_err(|e| TranscodeError::Codec(format!("Opus: {e}")))?;
         let pre_skip = (i64::from(lookahead) * OPUS_RATE / i64::from(rate)) as u16;
         let resample_skip = resampler.as_ref().map_or(0, |r| r.output_delay());
         Ok(Encoding {
@@ -240,7 +256,7 @@ impl Encoding {
     }
 
     /// Appends interleaved samples at the input rate to `pcm`, at the encoder's rate.
-    fn resample(&mut self, interleaved: &[f32]) -> Result<(), String> {
+    fn resample(&mut self, interleaved: &[f32]) -> Result<(), TranscodeError> {
         let Some(resampler) = &mut self.resampler else {
             self.pcm.extend_from_slice(interleaved);
             return Ok(());
@@ -259,7 +275,7 @@ impl Encoding {
                 .collect();
             let planar = resampler
                 .process(&chunk, None)
-                .map_err(|e| format!("resampling: {e}"))?;
+                .map_err(|e| TranscodeError::Codec(format!("resampling: {e}")))?;
             let frames = planar[0].len();
             let skip = self.resample_skip.min(frames);
             self.resample_skip -= skip;
@@ -273,14 +289,14 @@ impl Encoding {
     }
 
     /// Encodes every whole 20 ms frame waiting.
-    fn encode(&mut self, out: &mut Vec<Frame>) -> Result<(), String> {
+    fn encode(&mut self, out: &mut Vec<Frame>) -> Result<(), TranscodeError> {
         let frame = self.rate as usize / 50 * self.channels;
         let mut packet = [0u8; 1500];
         while self.pcm.len() >= frame {
             let len = self
                 .opus
                 .encode_float(&self.pcm[..frame], &mut packet)
-                .map_err(|e| format!("Opus encoding: {e}"))?;
+                .map_err(|e| TranscodeError::Codec(format!("Opus encoding: {e}")))?;
             self.pcm.drain(..frame);
             out.push(Frame {
                 track: Track::Audio,
@@ -298,7 +314,7 @@ impl Encoding {
 
 /// Splits MPEG audio Layer III data into whole frames, by their headers (ISO 11172-3 §2.4.2.3,
 /// 13818-3 for 2 and 2.5). Free-format and other layers are refused by name.
-fn mp3_frames(mut data: &[u8]) -> Result<Vec<&[u8]>, String> {
+fn mp3_frames(mut data: &[u8]) -> Result<Vec<&[u8]>, TranscodeError> {
     const KBPS_V1: [u32; 15] = [
         0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
     ];
@@ -308,15 +324,21 @@ fn mp3_frames(mut data: &[u8]) -> Result<Vec<&[u8]>, String> {
     while data.len() >= 4 {
         let h = &data[..4];
         if h[0] != 0xFF || h[1] & 0xE0 != 0xE0 {
-            return Err("MP3 data without a frame header".into());
+            return Err(TranscodeError::Source(
+                "MP3 data without a frame header".into(),
+            ));
         }
         let version = (h[1] >> 3) & 3; // 3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5
         if (h[1] >> 1) & 3 != 1 {
-            return Err("MPEG audio other than Layer III".into());
+            return Err(TranscodeError::Source(
+                "MPEG audio other than Layer III".into(),
+            ));
         }
         let (bitrate_index, rate_index) = (usize::from(h[2] >> 4), usize::from((h[2] >> 2) & 3));
         if version == 1 || bitrate_index == 0 || bitrate_index == 15 || rate_index == 3 {
-            return Err("MP3 frame header with a reserved or free-format value".into());
+            return Err(TranscodeError::Source(
+                "MP3 frame header with a reserved or free-format value".into(),
+            ));
         }
         let padding = u32::from((h[2] >> 1) & 1);
         let (kbps, rate, per_kbps) = match version {
@@ -326,7 +348,7 @@ fn mp3_frames(mut data: &[u8]) -> Result<Vec<&[u8]>, String> {
         };
         let len = (per_kbps * kbps * 1000 / rate + padding) as usize;
         if len < 4 || len > data.len() {
-            return Err("MP3 frame cut short".into());
+            return Err(TranscodeError::Source("MP3 frame cut short".into()));
         }
         frames.push(&data[..len]);
         data = &data[len..];

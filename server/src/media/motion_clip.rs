@@ -5,24 +5,19 @@
 
 use std::sync::Arc;
 
+use domain::AssetKind;
+
+use super::assets::HistoryFile;
 use super::bus::Subscription;
 use super::frame::{AudioParams, Event, Frame, Track, VideoParams, VIDEO_TIMESCALE};
 use super::mux::fmp4::{self, TrackRun, AUDIO_TRACK_ID, VIDEO_TRACK_ID};
-use super::picture::{self, H264};
-use super::workers::{thread_cpu, Workers};
-use super::Engine;
+use super::picture::{self, DecodeError, H264};
+use super::session::Session;
+use super::workers::{Place, Workers};
 
 pub const GIF_WIDTH: u32 = 320;
 /// Frames per second in the GIF: smooth enough to show motion, small enough to stay cheap.
 pub const GIF_FPS: f64 = 8.0;
-
-pub struct MotionClips {
-    pub stream_id: String,
-    pub session_id: String,
-    pub interval: i64,
-    pub duration: i64,
-    pub faults: Arc<super::Faults>,
-}
 
 /// A span of a stream: from a keyframe, `duration` seconds of frames.
 pub struct Span {
@@ -41,9 +36,10 @@ pub struct Written {
 }
 
 /// Decodes the span, samples, scales, and writes the GIF and the MP4 next to it.
-pub fn make(span: &Span, gif_path: &std::path::Path) -> Result<Written, String> {
-    let first = span.video.first().ok_or("no video")?;
-    let last = span.video.last().ok_or("no video")?;
+pub fn make(span: &Span, gif_path: &std::path::Path) -> Result<Written, DecodeError> {
+    let no_video = || DecodeError::Data("no video".into());
+    let first = span.video.first().ok_or_else(no_video)?;
+    let last = span.video.last().ok_or_else(no_video)?;
     let frame_ticks = if span.video.len() > 1 {
         (last.dts - first.dts) / (span.video.len() as i64 - 1)
     } else {
@@ -90,7 +86,7 @@ pub fn make(span: &Span, gif_path: &std::path::Path) -> Result<Written, String> 
     let (width, height) = pictures
         .first()
         .map(|(w, h, _)| (*w, *h))
-        .ok_or("no picture decoded")?;
+        .ok_or_else(|| DecodeError::Data("no picture decoded".into()))?;
     let frames: Vec<Vec<u8>> = pictures
         .into_iter()
         .filter(|(w, h, _)| (*w, *h) == (width, height))
@@ -130,11 +126,12 @@ pub fn make(span: &Span, gif_path: &std::path::Path) -> Result<Written, String> 
     mp4.extend_from_slice(&fmp4::fragment(1, &runs));
 
     if let Some(dir) = gif_path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("motion clip folder: {e}"))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| DecodeError::Write(format!("motion clip folder: {e}")))?;
     }
     std::fs::write(gif_path.with_extension("mp4"), &mp4)
-        .map_err(|e| format!("motion clip: {e}"))?;
-    std::fs::write(gif_path, &gif).map_err(|e| format!("motion clip: {e}"))?;
+        .map_err(|e| DecodeError::Write(format!("motion clip: {e}")))?;
+    std::fs::write(gif_path, &gif).map_err(|e| DecodeError::Write(format!("motion clip: {e}")))?;
     Ok(Written {
         width,
         height,
@@ -144,59 +141,57 @@ pub fn make(span: &Span, gif_path: &std::path::Path) -> Result<Written, String> 
     })
 }
 
-async fn job(engine: Arc<Engine>, m: Arc<MotionClips>, span: Span, index: i64) {
-    let rel = format!("motionclips/{}/{}/{index}.gif", m.stream_id, m.session_id);
-    let out = engine.assets.join(&rel);
-    let work = move || {
-        let cpu = thread_cpu();
-        let r = make(&span, &out);
-        (r, thread_cpu().saturating_sub(cpu))
-    };
-    let wait = std::time::Duration::from_secs((m.interval.max(2) / 2) as u64);
-    let Some((result, cpu)) = engine.workers.run_within(wait, work).await else {
-        Workers::count(&engine.workers.motionclips_skipped_busy, 1);
-        tracing::info!(stream = %m.stream_id, "motion clip skipped: the worker pool is busy");
+/// Runs one clip on the pool (or skips it when the pool stays full for half the interval),
+/// then registers the file and trims the history.
+async fn job(session: Arc<Session>, span: Span, index: i64) {
+    let rel = AssetKind::MotionClip.history_file(&session.stream_id, &session.session_id, index);
+    let out = session.shared.assets.file(&rel);
+    let interval = session.settings.motionclip.interval;
+    let wait = std::time::Duration::from_secs((interval.max(2) / 2) as u64);
+    let workers = &session.shared.workers;
+    let work = move || make(&span, &out);
+    let place = Place::MotionClip { wait };
+    let Some(result) = workers.timed(place, &workers.motionclip_cpu_us, work).await else {
+        Workers::count(&workers.motionclips_skipped_busy, 1);
+        tracing::info!(stream = %session.stream_id, "motion clip skipped: the worker pool is busy");
         return;
     };
-    Workers::count(&engine.workers.motionclip_cpu_us, cpu.as_micros() as u64);
     let w = match result {
         Ok(w) => w,
         Err(e) => {
-            Workers::count(&engine.workers.failures, 1);
-            m.faults.set("motionclip", e);
+            Workers::count(&workers.failures, 1);
+            session.faults.set("motionclip", e);
             return;
         }
     };
-    let asset = domain::store::NewAsset {
-        stream_id: m.stream_id.clone(),
-        session_id: Some(m.session_id.clone()),
-        kind: "motionclip",
+    let file = HistoryFile {
+        kind: AssetKind::MotionClip,
+        stream_id: session.stream_id.clone(),
+        session_id: session.session_id.clone(),
         path: rel,
         index,
-        width: Some(i64::from(w.width)),
-        height: Some(i64::from(w.height)),
+        width: w.width,
+        height: w.height,
+        duration_ms: Some((w.seconds * 1000.0).round() as i64),
+        size: w.size,
     };
-    let duration_ms = Some((w.seconds * 1000.0).round() as i64);
-    match engine
-        .register_history(&asset, duration_ms, w.size as i64, ".mp4")
-        .await
-    {
+    match session.shared.assets.register_history(file).await {
         Ok(()) => {
-            m.faults.clear("motionclip");
-            Workers::count(&engine.workers.motionclips, 1);
-            tracing::debug!(stream = %m.stream_id, frames = w.frames, "motion clip written");
+            session.faults.clear("motionclip");
+            Workers::count(&workers.motionclips, 1);
+            tracing::debug!(stream = %session.stream_id, frames = w.frames, "motion clip written");
         }
-        Err(e) => m
+        Err(e) => session
             .faults
             .set("motionclip", format!("could not register the file: {e}")),
     }
 }
 
 /// Consumes a session's bus until it ends.
-pub async fn run(mut sub: Subscription, engine: Arc<Engine>, m: MotionClips) {
-    let m = Arc::new(m);
-    let interval = m.interval.max(1) * i64::from(VIDEO_TIMESCALE);
-    let length = m.duration.max(1) * i64::from(VIDEO_TIMESCALE);
+pub async fn run(mut sub: Subscription, session: Arc<Session>) {
+    let settings = session.settings.motionclip;
+    let interval = settings.interval.max(1) * i64::from(VIDEO_TIMESCALE);
+    let length = settings.duration.max(1) * i64::from(VIDEO_TIMESCALE);
     let mut video: Option<VideoParams> = None;
     let mut audio: Option<AudioParams> = None;
     let mut next_due: Option<i64> = None;
@@ -225,7 +220,7 @@ pub async fn run(mut sub: Subscription, engine: Arc<Engine>, m: MotionClips) {
                         if f.dts - start >= length {
                             index += 1;
                             let done = span.take().expect("open span");
-                            jobs.push(tokio::spawn(job(engine.clone(), m.clone(), done, index)));
+                            jobs.push(tokio::spawn(job(session.clone(), done, index)));
                         } else {
                             s.video.push(f.clone());
                             continue;
@@ -259,10 +254,36 @@ pub async fn run(mut sub: Subscription, engine: Arc<Engine>, m: MotionClips) {
         let held = s.video.last().map_or(0, |l| l.dts - s.video[0].dts);
         if held >= i64::from(VIDEO_TIMESCALE) {
             index += 1;
-            jobs.push(tokio::spawn(job(engine.clone(), m.clone(), s, index)));
+            jobs.push(tokio::spawn(job(session.clone(), s, index)));
         }
     }
     for j in jobs {
         let _ = j.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::session::testing;
+
+    #[tokio::test]
+    async fn a_span_becomes_a_gif_and_its_mp4() {
+        let mut settings = domain::Processing::default();
+        settings.motionclip.enabled = true;
+        settings.motionclip.duration = 2;
+        settings.motionclip.interval = 10;
+        let t = testing::run_alone(settings, 4, run).await;
+        let s = &t.session;
+        let rel = AssetKind::MotionClip.history_file(&s.stream_id, &s.session_id, 1);
+        let gif = std::fs::read(t.file(&rel)).expect("the GIF");
+        assert_eq!(&gif[..6], b"GIF89a");
+        let mp4 = t.file(&AssetKind::MotionClip.files(&rel)[1]);
+        let seconds = testing::decodes_clean(mp4).await;
+        assert!((1.5..2.5).contains(&seconds), "{seconds} s of a 2 s clip");
+        assert_eq!(
+            t.rows(AssetKind::MotionClip).await,
+            [(rel, "ready".to_string())]
+        );
     }
 }

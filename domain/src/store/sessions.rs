@@ -1,0 +1,223 @@
+//! Ingest sessions: where a publisher lands, what it sent, how it ended.
+
+use super::*;
+
+impl Store {
+    /// The stream an encoder may publish to with this stream name (only passthrough streams take
+    /// ingest; profile streams are fed by transcoding).
+    pub async fn ingest_target(&self, streamname: &str) -> Result<Option<IngestTarget>, ApiError> {
+        Ok(
+            sqlx::query_as::<_, IngestTarget>(&format!("{INGEST_SELECT} WHERE s.streamname = $1"))
+                .bind(streamname)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The same, by stream id (RTSP workers know their stream, not a name).
+    pub async fn ingest_target_by_id(
+        &self,
+        stream_id: &str,
+    ) -> Result<Option<IngestTarget>, ApiError> {
+        Ok(
+            sqlx::query_as::<_, IngestTarget>(&format!("{INGEST_SELECT} WHERE s.id = $1"))
+                .bind(stream_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The profile streams of the group whose passthrough stream is `stream_id`, in ladder
+    /// order: the renditions its ingest feeds.
+    pub async fn profile_targets(&self, stream_id: &str) -> Result<Vec<IngestTarget>, ApiError> {
+        Ok(sqlx::query_as::<_, IngestTarget>(&format!(
+            "{INGEST_SELECT} WHERE s.group_id = (SELECT group_id FROM streams WHERE id = $1) \
+             AND s.profile <> 'passthrough' ORDER BY s.position"
+        ))
+        .bind(stream_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every stream to pull: (passthrough stream id, rtsp URL).
+    pub async fn rtsp_sources(&self) -> Result<Vec<(String, String)>, ApiError> {
+        Ok(sqlx::query_as(
+            "SELECT s.id, g.source FROM streams s JOIN stream_groups g ON g.id = s.group_id \
+             WHERE g.source IS NOT NULL AND s.profile = 'passthrough'",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Opens a session: copies the saved settings, which the session keeps until it ends.
+    pub async fn start_session(
+        &self,
+        stream_id: &str,
+        source: &str,
+        app: Option<&str>,
+        forced_recording: bool,
+    ) -> Result<(String, Processing), ApiError> {
+        let settings = self.settings(stream_id).await?;
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO sessions (id, stream_id, started_at, source, app, processing, forced_recording) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(stream_id)
+        .bind(now_ms())
+        .bind(source)
+        .bind(app)
+        .bind(serde_json::to_string(&settings).unwrap_or_default())
+        .bind(forced_recording as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok((id, settings))
+    }
+
+    pub async fn set_session_codecs(&self, id: &str, c: &SessionCodecs) -> Result<(), ApiError> {
+        sqlx::query(
+            "UPDATE sessions SET video_codec = $1, width = $2, height = $3, audio_codec = $4, \
+             audio_sample_rate = $5 WHERE id = $6",
+        )
+        .bind(c.video_codec.clone())
+        .bind(c.width)
+        .bind(c.height)
+        .bind(c.audio_codec.clone())
+        .bind(c.audio_sample_rate)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn end_session(&self, id: &str, reason: &str) -> Result<(), ApiError> {
+        sqlx::query(
+            "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(reason)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Adds a warning to a session: something dropped or refused, said on the stream.
+    pub async fn add_session_warning(&self, id: &str, warning: &str) -> Result<(), ApiError> {
+        let line = warning.replace('\n', " ");
+        sqlx::query(
+            "UPDATE sessions SET warnings = CASE WHEN warnings IS NULL THEN $1 \
+             ELSE warnings || $2 END WHERE id = $3",
+        )
+        .bind(&line)
+        .bind(format!("\n{line}"))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// At start-up: sessions a crash left open end now. Answers how many.
+    pub async fn close_open_sessions(&self) -> Result<u64, ApiError> {
+        Ok(sqlx::query(
+            "UPDATE sessions SET ended_at = $1, end_reason = 'server restarted' WHERE ended_at IS NULL",
+        )
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    pub(super) async fn sessions(
+        &self,
+        stream_id: &str,
+        limit: i64,
+    ) -> Result<Vec<SessionView>, ApiError> {
+        let rows = sqlx::query_as::<_, SessionRow>(
+            "SELECT id, started_at, ended_at, source, app, video_codec, audio_codec, width, height, \
+             audio_sample_rate, end_reason, warnings FROM sessions WHERE stream_id = $1 \
+             ORDER BY started_at DESC LIMIT $2",
+        )
+        .bind(stream_id)
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SessionView {
+                id: r.id,
+                started_at: rfc3339(r.started_at),
+                ended_at: r.ended_at.map(rfc3339),
+                source: r.source,
+                app: r.app,
+                video_codec: r.video_codec,
+                audio_codec: r.audio_codec,
+                width: r.width,
+                height: r.height,
+                audio_sample_rate: r.audio_sample_rate,
+                end_reason: r.end_reason,
+                warnings: r
+                    .warnings
+                    .map(|w| w.lines().map(String::from).collect())
+                    .unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// A session of the caller's organisation: (stream id, started at ms); 404 otherwise.
+    pub(super) async fn own_session(
+        &self,
+        p: &Principal,
+        session_id: &str,
+    ) -> Result<(String, i64), ApiError> {
+        sqlx::query_as(
+            "SELECT ss.stream_id, ss.started_at FROM sessions ss JOIN streams s ON s.id = ss.stream_id \
+             WHERE ss.id = $1 AND s.organisation_id = $2",
+        )
+        .bind(session_id)
+        .bind(&p.organisation_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session"))
+    }
+}
+
+pub(super) const INGEST_SELECT: &str =
+    "SELECT s.id AS stream_id, s.organisation_id, s.profile, g.source \
+     FROM streams s JOIN stream_groups g ON g.id = s.group_id";
+
+/// Where an ingest lands.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct IngestTarget {
+    pub stream_id: String,
+    pub organisation_id: String,
+    pub profile: String,
+    pub source: Option<String>,
+}
+
+/// What ingest learnt about a session's media.
+#[derive(Debug, Clone, Default)]
+pub struct SessionCodecs {
+    pub video_codec: Option<String>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub audio_codec: Option<String>,
+    pub audio_sample_rate: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionRow {
+    pub(super) id: String,
+    pub(super) started_at: i64,
+    pub(super) ended_at: Option<i64>,
+    pub(super) source: String,
+    pub(super) app: Option<String>,
+    pub(super) video_codec: Option<String>,
+    pub(super) audio_codec: Option<String>,
+    pub(super) width: Option<i64>,
+    pub(super) height: Option<i64>,
+    pub(super) audio_sample_rate: Option<i64>,
+    pub(super) end_reason: Option<String>,
+    pub(super) warnings: Option<String>,
+}

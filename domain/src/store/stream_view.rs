@@ -1,0 +1,203 @@
+//! The stream object that the API and the dashboard show: settings, sessions, counts and
+//! the playouts (live, VOD, replay, thumbnails, motion clips) together.
+
+use super::*;
+
+pub const DEFAULT_ASSET_LIMIT: i64 = 10;
+
+impl Store {
+    pub(super) async fn views(
+        &self,
+        rows: Vec<StreamRow>,
+        asset_limit: i64,
+        urls: &Urls,
+    ) -> Result<Vec<StreamView>, ApiError> {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            out.push(self.view(row, asset_limit, urls).await?);
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn view(
+        &self,
+        row: StreamRow,
+        asset_limit: i64,
+        urls: &Urls,
+    ) -> Result<StreamView, ApiError> {
+        let settings = self.settings(&row.id).await?;
+        let open = sqlx::query(
+            "SELECT processing FROM sessions WHERE stream_id = $1 AND ended_at IS NULL \
+             ORDER BY started_at DESC LIMIT 1",
+        )
+        .bind(&row.id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let live = open.is_some();
+        // Pending: the open session runs with other settings than those saved.
+        let pending = match open {
+            Some(r) => {
+                let snapshot: String = r.try_get("processing")?;
+                serde_json::from_str::<Processing>(&snapshot).ok() != Some(settings)
+            }
+            None => false,
+        };
+        let tags = sqlx::query("SELECT tag FROM stream_tags WHERE group_id = $1 ORDER BY tag")
+            .bind(&row.group_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("tag"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let counts = self.asset_counts(&row.id).await?;
+        let sessions = self.sessions(&row.id, asset_limit.clamp(1, 10)).await?;
+        let playout = self.playout(&row, &settings, asset_limit, urls).await?;
+        Ok(StreamView {
+            ingest: Ingest {
+                rtmp: RtmpIngest {
+                    url: format!("{}/live", urls.rtmp),
+                    rec_url: format!("{}/rec", urls.rtmp),
+                    streamname: row.streamname.clone(),
+                },
+                rtmps: urls.rtmps.as_ref().map(|base| RtmpIngest {
+                    url: format!("{base}/live"),
+                    rec_url: format!("{base}/rec"),
+                    streamname: row.streamname.clone(),
+                }),
+                source: row.source.clone(),
+                // Live figures and states come from the engine (`Services`).
+                source_state: None,
+            },
+            id: row.id,
+            streamgroup: row.group_id,
+            name: row.name,
+            streamname: row.streamname,
+            profile: row.profile,
+            state: if live { "live" } else { "idle" }.into(),
+            tags,
+            created_at: rfc3339(row.created_at),
+            processing: ProcessingView { settings, pending },
+            playout,
+            asset_counts: counts,
+            sessions,
+            live: None,
+            transcode: None,
+        })
+    }
+
+    pub(super) async fn asset_counts(&self, stream_id: &str) -> Result<AssetCounts, ApiError> {
+        let rows = sqlx::query(
+            "SELECT kind, COUNT(*) AS n FROM assets WHERE stream_id = $1 GROUP BY kind",
+        )
+        .bind(stream_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut c = AssetCounts::default();
+        for r in rows {
+            let kind: String = r.try_get("kind")?;
+            let n: i64 = r.try_get("n")?;
+            match kind.as_str() {
+                "thumbnail" => c.thumbnail = n,
+                "motionclip" => c.motionclip = n,
+                "recording" => c.recording = n,
+                "replay" => c.replay = n,
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+
+    pub(super) async fn playout(
+        &self,
+        row: &StreamRow,
+        settings: &Processing,
+        limit: i64,
+        urls: &Urls,
+    ) -> Result<Playout, ApiError> {
+        let base = &urls.public;
+        let id = &row.id;
+        let signer = self.asset_signer_of_stream(id).await?;
+        let asset_url = |path: &str| asset_url(base, signer.as_ref(), path);
+        let link = |url: String, kind: &str| Link {
+            url,
+            kind: kind.into(),
+        };
+        let mut hls = vec![link(format!("{base}/hls/{id}/index.m3u8"), "live")];
+        if row.profile == "passthrough" && row.profile_streams > 0 {
+            // The group's ABR playlist: the source plus every running rendition.
+            hls.push(link(format!("{base}/hls/{id}/master.m3u8"), "abr"));
+        }
+        let mut out = Playout {
+            hls,
+            web: vec![WebEntry::Link(link(format!("{base}/playout/{id}"), "live"))],
+            ..Playout::default()
+        };
+        for a in self.assets(id, "recording", limit).await? {
+            out.web.push(WebEntry::Vod(VodEntry {
+                url: asset_url(&a.path),
+                kind: "vod".into(),
+                created_at: rfc3339(a.created_at),
+                stream_id: id.clone(),
+                session_id: a.session_id.clone(),
+                index: a.idx,
+                duration: a.duration_ms.map(|d| d as f64 / 1000.0),
+                size: a.size_bytes,
+                status: a.status.clone(),
+            }));
+        }
+        for a in self.assets(id, "replay", limit).await? {
+            let Some(session) = a.session_id.clone() else {
+                continue;
+            };
+            out.replay.push(ReplayEntry {
+                url: format!("{base}/replay/{session}"),
+                hls: asset_url(&a.path),
+                kind: "session".into(),
+                index: a.idx,
+                stream_id: id.clone(),
+                streamname: row.streamname.clone(),
+                session_id: session,
+                started_at: rfc3339(a.started_at.unwrap_or(a.created_at)),
+                ended_at: a.ended_at.map(rfc3339),
+            });
+        }
+        let thumbs = self.assets(id, "thumbnail", limit).await?;
+        if settings.thumbnail.enabled || !thumbs.is_empty() {
+            out.thumbnails.push(ThumbnailEntry::Link(link(
+                asset_url(&format!("{id}/thumbnail/latest.jpg")),
+                "latest",
+            )));
+        }
+        for a in thumbs {
+            out.thumbnails.push(ThumbnailEntry::Image(ImageEntry {
+                url: asset_url(&a.path),
+                kind: "image".into(),
+                created_at: rfc3339(a.created_at),
+                width: a.width,
+                height: a.height,
+                preview: asset_url(&sibling(&a.path, crate::asset_kind::PREVIEW_SUFFIX)),
+                session_id: a.session_id.clone(),
+            }));
+        }
+        let clips = self.assets(id, "motionclip", limit).await?;
+        if settings.motionclip.enabled || !clips.is_empty() {
+            out.motionclip.push(MotionClipEntry::Link(link(
+                asset_url(&format!("{id}/motionclip/latest.gif")),
+                "latest",
+            )));
+        }
+        for a in clips {
+            out.motionclip.push(MotionClipEntry::Clip(ClipEntry {
+                url: asset_url(&a.path),
+                kind: "clip".into(),
+                created_at: rfc3339(a.created_at),
+                duration: a.duration_ms.map(|d| d as f64 / 1000.0),
+                mp4: asset_url(&sibling(&a.path, ".mp4")),
+                width: a.width,
+                height: a.height,
+                session_id: a.session_id.clone(),
+            }));
+        }
+        Ok(out)
+    }
+}
