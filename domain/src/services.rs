@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::error::ApiError;
 use crate::settings::{Processing, ProcessingPatch};
-use crate::store::{ListFilter, Principal, Store, Urls, DEFAULT_ASSET_LIMIT};
+use crate::store::{ListFilter, ListKind, Principal, Store, Urls, DEFAULT_ASSET_LIMIT};
 use crate::view::*;
 
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -166,6 +166,20 @@ impl Services {
             .await?;
         self.remove_stream_files(deleted).await;
         self.group(p, &passthrough, DEFAULT_ASSET_LIMIT).await
+    }
+
+    /// A page of a stream's recordings, sessions, thumbnails, motion clips or clips.
+    pub async fn page(
+        &self,
+        p: &Principal,
+        id: &str,
+        kind: ListKind,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<PageView, ApiError> {
+        self.store
+            .page(p, id, kind, cursor, limit, &self.urls)
+            .await
     }
 
     /// Deletes a stream (a passthrough stream: its whole group) and its files.

@@ -27,9 +27,12 @@ pub struct Thumbnail {
 #[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
 pub struct MotionClip {
     pub enabled: bool,
-    /// Seconds between clips, 10–3600.
+    /// Seconds between clips, 10–3600: a clip starts at the first keyframe every `interval`
+    /// seconds, whatever its duration.
     pub interval: i64,
-    /// Length of each clip in seconds, 1–60.
+    /// Length of each clip in seconds, 1–60, from its keyframe. A duration of at least the
+    /// interval makes clips overlap (e.g. 60 s clips every 10 s each cover the minute before the
+    /// next one starts); a session's last clip is kept when it holds at least a second.
     pub duration: i64,
 }
 
@@ -144,6 +147,15 @@ impl Processing {
             || self.motionclip.enabled
             || self.recording.enabled
             || self.replay.enabled
+    }
+
+    /// The same settings with every process off (a session without the package).
+    pub fn all_off(mut self) -> Processing {
+        self.thumbnail.enabled = false;
+        self.motionclip.enabled = false;
+        self.recording.enabled = false;
+        self.replay.enabled = false;
+        self
     }
 
     /// Whether `self` turns on a process that `before` had off (what a package without live

@@ -172,6 +172,41 @@ pub struct Playout {
     pub replay: Vec<ReplayEntry>,
     pub thumbnails: Vec<ThumbnailEntry>,
     pub motionclip: Vec<MotionClipEntry>,
+    /// On a passthrough stream: its group's renditions, one per transcoding profile, so a
+    /// player can be set up from one call (empty without profiles, and on profile streams).
+    #[serde(default)]
+    pub renditions: Vec<RenditionEntry>,
+}
+
+/// A rendition of a group: its profile stream's live HLS, its picture size (of its last
+/// session; null before one) and its target bitrate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RenditionEntry {
+    pub profile: String,
+    pub stream_id: String,
+    pub hls: String,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub bitrate_kbps: u32,
+}
+
+/// The live player page of a stream, as the documents' `playout.web` live entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct LiveWebEntry {
+    pub url: String,
+    /// Always "live".
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    pub stream_id: String,
+    pub created_at: String,
+    /// The processes enabled on the stream.
+    pub processing: Vec<String>,
+    pub tags: Vec<String>,
 }
 
 /// A plain link: live HLS, the live player page, or a stable `latest` asset URL.
@@ -188,6 +223,7 @@ pub struct Link {
 #[serde(untagged)]
 pub enum WebEntry {
     Vod(VodEntry),
+    Live(LiveWebEntry),
     Link(Link),
 }
 
@@ -422,4 +458,25 @@ pub struct ClipRequest {
 #[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
 pub struct ClipList {
     pub clips: Vec<ClipView>,
+}
+
+/// A page of a stream's list (`GET /api/v1/stream/{id}/{kind}`), newest first; `next` is the
+/// cursor of the following page, null on the last.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+pub struct PageView {
+    pub items: Vec<PageItem>,
+    pub next: Option<String>,
+}
+
+/// An item of a page: what the stream object shows for its kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum PageItem {
+    Recording(VodEntry),
+    Session(SessionView),
+    Thumbnail(ImageEntry),
+    MotionClip(ClipEntry),
+    Clip(ClipView),
 }

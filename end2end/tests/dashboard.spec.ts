@@ -91,6 +91,23 @@ test('create a stream with two profiles, sync, summary, then edit through the di
   const row = page.locator(`tr[data-stream="${id}"]`);
   await expect(row).toContainText('passthrough, 720p, 360p');
   await expect(row).toContainText('replay');
+
+  // Sync settings across profiles in the Edit dialog too, as on creation.
+  await page.goto(`/stream/${id}`);
+  await hydrated(page);
+  await page.locator('section.live-processing').getByRole('button', { name: 'Edit options' }).click();
+  const again = page.getByRole('dialog');
+  await again.getByRole('tab', { name: '360p' }).click();
+  await again.getByRole('button', { name: 'Sync settings across profiles' }).click();
+  await expect(again.getByRole('status')).toContainText('Settings of 360p copied to every profile');
+  await again.getByRole('tab', { name: 'passthrough' }).click();
+  await expect(again.locator('#edit-passthrough-replay-duration')).toHaveValue('240');
+  await again.getByRole('button', { name: 'Confirm' }).click();
+  await expect(again).toHaveCount(0);
+  const synced = (await api('/streams')).body.streams
+    .filter((s: any) => s.streamgroup === group.body.streamgroup)
+    .map((s: any) => s.processing.replay);
+  expect(synced).toEqual([0, 1, 2].map(() => ({ enabled: true, duration: 240 })));
 });
 
 test('add and remove transcoding profiles from the stream page', async ({ page }) => {

@@ -11,6 +11,8 @@ on_both_backends!(
     auth_failures_are_limited_per_address,
     create_answers_the_contract_shape,
     profiles_and_per_profile_settings,
+    a_group_and_its_renditions_in_one_call,
+    every_asset_a_page_at_a_time,
     every_range_is_enforced,
     update_keeps_what_is_left_out,
     pending_while_live,
@@ -106,10 +108,18 @@ async fn create_answers_the_contract_shape(b: Backend) {
         s["playout"]["hls"],
         json!([{"url": format!("http://media.test:8080/hls/{id}/index.m3u8"), "type": "live"}])
     );
+    // The live entry as the documents show it: its stream, creation time, processes and tags.
+    let enabled: Vec<&str> = ["thumbnail", "motionclip", "recording", "replay"]
+        .into_iter()
+        .filter(|k| p[*k]["enabled"] == true)
+        .collect();
     assert_eq!(
         s["playout"]["web"][0],
-        json!({"url": format!("http://media.test:8080/playout/{id}"), "type": "live"})
+        json!({"url": format!("http://media.test:8080/playout/{id}"), "type": "live",
+            "id": id, "streamId": id, "createdAt": s["createdAt"], "processing": enabled,
+            "tags": s["tags"]})
     );
+    assert_eq!(s["playout"]["renditions"], json!([]));
     for k in ["replay", "thumbnails", "motionclip"] {
         assert!(s["playout"][k].is_array(), "{k}");
     }
@@ -134,6 +144,152 @@ fn time_ok(v: &Value) -> bool {
     v.as_str().is_some_and(|t| {
         time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_ok()
     })
+}
+
+/// The API key of a new organisation.
+async fn other_organisation(app: &TestApp) -> String {
+    let made = app
+        .post("/api/v1/organisations", OP, json!({"name": "Other"}))
+        .await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    made.body["apiKey"].as_str().unwrap().to_string()
+}
+
+/// `GET /api/v1/streamgroup/{id}` answers the group with its streams (by the group's id or any
+/// of its streams'), and the passthrough stream lists the renditions a player can use.
+async fn a_group_and_its_renditions_in_one_call(b: Backend) {
+    let app = TestApp::new(b).await;
+    let s = create(
+        &app,
+        OP,
+        json!({"name": "ladder", "transcoding": {"profiles": ["720p", "360p"]}}),
+    )
+    .await;
+    let group = s["streamgroup"].as_str().unwrap();
+    let by_group = app.get(&format!("/api/v1/streamgroup/{group}"), OP).await;
+    assert_eq!(by_group.status, 200, "{}", by_group.text);
+    assert_eq!(by_group.body["id"], group);
+    let streams = by_group.body["streams"].as_array().unwrap();
+    let profiles: Vec<&str> = streams
+        .iter()
+        .map(|x| x["profile"].as_str().unwrap())
+        .collect();
+    assert_eq!(profiles, ["passthrough", "720p", "360p"]);
+    let profile_id = streams[2]["id"].as_str().unwrap();
+    let by_member = app
+        .get(&format!("/api/v1/streamgroup/{profile_id}"), OP)
+        .await;
+    assert_eq!(by_member.body, by_group.body);
+    let renditions = &streams[0]["playout"]["renditions"];
+    assert_eq!(
+        renditions,
+        &json!([
+            {"profile": "720p", "streamId": streams[1]["id"],
+             "hls": format!("http://media.test:8080/hls/{}/index.m3u8", streams[1]["id"].as_str().unwrap()),
+             "width": null, "height": null, "bitrateKbps": 2500},
+            {"profile": "360p", "streamId": streams[2]["id"],
+             "hls": format!("http://media.test:8080/hls/{profile_id}/index.m3u8"),
+             "width": null, "height": null, "bitrateKbps": 700},
+        ])
+    );
+    assert_eq!(streams[1]["playout"]["renditions"], json!([]));
+    app.get("/api/v1/streamgroup/nope", OP)
+        .await
+        .error(404, "not_found");
+    // Another organisation's key does not see the group.
+    let other = other_organisation(&app).await;
+    app.get(&format!("/api/v1/streamgroup/{group}"), &other)
+        .await
+        .error(404, "not_found");
+}
+
+/// The paged lists reach every asset (250 thumbnails here), newest first, without repeats.
+async fn every_asset_a_page_at_a_time(b: Backend) {
+    let app = TestApp::new(b).await;
+    let s = create(&app, OP, json!({"name": "many"})).await;
+    let id = s["id"].as_str().unwrap();
+    let store = &app.state.services.store;
+    for i in 0..250 {
+        let asset = store
+            .insert_asset(&domain::store::NewAsset {
+                stream_id: id.to_string(),
+                session_id: None,
+                kind: domain::AssetKind::Thumbnail,
+                path: format!("thumbnails/{id}/s/{i}.jpg"),
+                index: i,
+                width: Some(64),
+                height: Some(48),
+            })
+            .await
+            .unwrap();
+        store.finish_asset(&asset, None, 10, "ready").await.unwrap();
+    }
+    let mut seen: Vec<Value> = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut path = format!("/api/v1/stream/{id}/thumbnails?limit=100");
+        if let Some(c) = &cursor {
+            path += &format!("&cursor={c}");
+        }
+        let a = app.get(&path, OP).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        seen.extend(a.body["items"].as_array().unwrap().iter().cloned());
+        pages += 1;
+        match a.body["next"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let urls: std::collections::HashSet<&str> =
+        seen.iter().map(|x| x["url"].as_str().unwrap()).collect();
+    assert_eq!(urls.len(), 250, "every thumbnail once");
+    // RFC 3339 fractions vary in length: pad them so the text sorts as the time does.
+    let times: Vec<String> = seen
+        .iter()
+        .map(|x| {
+            let t = x["createdAt"].as_str().unwrap().trim_end_matches('Z');
+            let (whole, fraction) = t.split_once('.').unwrap_or((t, ""));
+            format!("{whole}.{fraction:0<9}")
+        })
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {times:?}"
+    );
+    assert_eq!(seen[0]["type"], "image");
+    assert!(seen[0]["preview"].as_str().unwrap().ends_with(".320.jpg"));
+    // The default page is 50; the stream object keeps its ten.
+    let first = app
+        .get(&format!("/api/v1/stream/{id}/thumbnails"), OP)
+        .await;
+    assert_eq!(first.body["items"].as_array().unwrap().len(), 50);
+    let object = app.get(&format!("/api/v1/stream/{id}"), OP).await;
+    assert_eq!(
+        object.body["playout"]["thumbnails"]
+            .as_array()
+            .unwrap()
+            .len(),
+        11
+    );
+    for kind in ["recordings", "sessions", "motionclips", "clips"] {
+        let a = app.get(&format!("/api/v1/stream/{id}/{kind}"), OP).await;
+        assert_eq!(a.body, json!({"items": [], "next": null}), "{kind}");
+    }
+    app.get(&format!("/api/v1/stream/{id}/thumbnails?cursor=nope"), OP)
+        .await
+        .error(400, "invalid_cursor");
+    app.get(&format!("/api/v1/stream/{id}/thumbnails?limit=0"), OP)
+        .await
+        .error(400, "invalid_limit");
+    app.get(&format!("/api/v1/stream/{id}/pictures"), OP)
+        .await
+        .error(404, "not_found");
+    let other = other_organisation(&app).await;
+    app.get(&format!("/api/v1/stream/{id}/thumbnails"), &other)
+        .await
+        .error(404, "not_found");
 }
 
 async fn profiles_and_per_profile_settings(b: Backend) {
@@ -897,6 +1053,8 @@ async fn health_metrics_and_openapi(b: Backend) {
         ("/api/v1/replay/{session}/clips", "get"),
         ("/api/v1/clip/{id}", "get"),
         ("/api/v1/clip/{id}", "delete"),
+        ("/api/v1/streamgroup/{id}", "get"),
+        ("/api/v1/stream/{id}/{kind}", "get"),
     ];
     for (p, m) in expected {
         assert!(
@@ -908,7 +1066,10 @@ async fn health_metrics_and_openapi(b: Backend) {
     for (p, item) in paths {
         for method in item.as_object().unwrap().keys() {
             operations += 1;
-            let uri = p.replace("{id}", "some-id").replace("{session}", "some-id");
+            let uri = p
+                .replace("{id}", "some-id")
+                .replace("{session}", "some-id")
+                .replace("{kind}", "thumbnails");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let a = app.call(m, &uri, None, None).await;
             assert_eq!(a.status, 401, "{method} {p} is routed and needs a key");

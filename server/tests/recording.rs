@@ -126,6 +126,50 @@ async fn split_recordings_add_up_and_rec_forces_recording() {
     r.stop().await;
 }
 
+/// An organisation whose package was switched off runs no process at its next ingest, whatever
+/// its saved settings, and `/rec/` publishes live only; the session says why.
+#[tokio::test]
+async fn without_the_package_no_process_runs_and_rec_is_live_only() {
+    let r = Running::start().await;
+    let (id, name) = create(&r).await;
+    set_processing(
+        &r,
+        &id,
+        json!({"thumbnail": {"enabled": true}, "replay": {"enabled": true}}),
+    )
+    .await;
+    let off = r
+        .app
+        .put(
+            "/api/v1/organisations/default/packages",
+            OP,
+            json!({"liveProcessing": false}),
+        )
+        .await;
+    assert_eq!(off.status, 200, "{}", off.text);
+    publish_all(&r, "rec", &name, 3).await;
+    let s = until(&r, &id, "the session ended", |s| {
+        s["state"] == "idle" && s["sessions"].as_array().is_some_and(|v| !v.is_empty())
+    })
+    .await;
+    let warnings = s["sessions"][0]["warnings"].to_string();
+    assert!(warnings.contains("package"), "{warnings}");
+    assert!(vods(&s).is_empty(), "no recording: {s}");
+    assert_eq!(
+        s["assetCounts"],
+        json!({"thumbnail": 0, "motionclip": 0, "recording": 0, "replay": 0})
+    );
+    // The saved settings are kept for when the package is back.
+    assert_eq!(s["processing"]["thumbnail"]["enabled"], true);
+    let metrics = get(&r, "/metrics").await.1;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("liveproc_session_warnings_total{kind=\"processing_unavailable\"} 1"),
+        "{metrics}"
+    );
+    r.stop().await;
+}
+
 /// The real binary, as an operator runs it.
 fn liveproc(data: &std::path::Path, http: u16, rtmp: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_liveproc"))

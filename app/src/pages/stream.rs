@@ -196,7 +196,19 @@ fn Overview(
 #[component]
 fn StreamProcessing(stream: StreamView) -> impl IntoView {
     let p = stream.processing.settings;
-    let quality = profile_quality(&stream.profile);
+    // What the last session really was (its picture size, and its frame rate while live);
+    // the profile's nominal size before any session.
+    let quality = match stream
+        .sessions
+        .first()
+        .and_then(|s| Some((s.width?, s.height?)))
+    {
+        Some((w, h)) => match stream.live.as_ref().filter(|l| l.fps > 0.0) {
+            Some(l) => format!("{w}×{h} {:.0} fps", l.fps),
+            None => format!("{w}×{h}"),
+        },
+        None => profile_quality(&stream.profile).to_string(),
+    };
     let latest_thumb = stream.playout.thumbnails.iter().find_map(|t| match t {
         ThumbnailEntry::Link(l) if l.kind == "latest" && stream.asset_counts.thumbnail > 0 => {
             Some(l.url.clone())
@@ -209,6 +221,22 @@ fn StreamProcessing(stream: StreamView) -> impl IntoView {
         }
         _ => None,
     });
+    // When the previews were made: an idle stream shows its last session's, with their time.
+    let short = |t: &str| {
+        t.replace('T', " ")
+            .trim_end_matches('Z')
+            .chars()
+            .take(19)
+            .collect::<String>()
+    };
+    let newest_thumb = stream.playout.thumbnails.iter().find_map(|t| match t {
+        ThumbnailEntry::Image(i) => Some(short(&i.created_at)),
+        _ => None,
+    });
+    let newest_clip = stream.playout.motionclip.iter().find_map(|t| match t {
+        MotionClipEntry::Clip(c) => Some(short(&c.created_at)),
+        _ => None,
+    });
     let vods: Vec<_> = stream
         .playout
         .web
@@ -218,26 +246,90 @@ fn StreamProcessing(stream: StreamView) -> impl IntoView {
             _ => None,
         })
         .collect();
+    // The stable `latest` URL of each history process (what the documents' URL column shows)
+    // and its newest entries (the expanded row's resource links).
+    let latest_url = |name: &str| -> Option<String> {
+        match name {
+            "thumbnail" => stream.playout.thumbnails.iter().find_map(|t| match t {
+                ThumbnailEntry::Link(l) if l.kind == "latest" => Some(l.url.clone()),
+                _ => None,
+            }),
+            "motionclip" => stream.playout.motionclip.iter().find_map(|t| match t {
+                MotionClipEntry::Link(l) if l.kind == "latest" => Some(l.url.clone()),
+                _ => None,
+            }),
+            _ => None,
+        }
+    };
+    let history = |name: &str| -> Vec<(String, String)> {
+        match name {
+            "thumbnail" => stream
+                .playout
+                .thumbnails
+                .iter()
+                .filter_map(|t| match t {
+                    ThumbnailEntry::Image(i) => Some((i.created_at.clone(), i.url.clone())),
+                    _ => None,
+                })
+                .collect(),
+            "motionclip" => stream
+                .playout
+                .motionclip
+                .iter()
+                .filter_map(|t| match t {
+                    MotionClipEntry::Clip(c) => Some((c.created_at.clone(), c.url.clone())),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
     let row = |name: &'static str,
                active: bool,
                interval: Option<i64>,
                duration: String,
                count: i64| {
+        let latest = latest_url(name);
+        let links = history(name);
+        let label = match name {
+            "thumbnail" => "Thumbnail",
+            "motionclip" => "Motion Clip",
+            "recording" => "Recording",
+            _ => "Replay",
+        };
         view! {
             <tr data-process=name>
-                <th scope="row">{match name {
-                    "thumbnail" => "Thumbnail",
-                    "motionclip" => "Motion Clip",
-                    "recording" => "Recording",
-                    _ => "Replay",
-                }}</th>
+                <th scope="row">{label}</th>
                 <td><span class=if active { "state on" } else { "state off" }>{if active { "Active" } else { "Inactive" }}</span></td>
                 <td><code>{stream.streamname.clone()}</code></td>
-                <td>{quality}</td>
+                <td data-col="quality">{quality.clone()}</td>
                 <td data-col="interval">{interval.map(|i| i.to_string()).unwrap_or_else(|| "—".into())}</td>
                 <td data-col="duration">{duration}</td>
                 <td data-col="assets">{count}</td>
+                <td data-col="url">{match latest.clone() {
+                    Some(url) => view! {
+                        <code class="url" data-testid=format!("{name}-latest-url")>{url.clone()}</code>
+                        <CopyButton text=url label=format!("Copy the latest {label} URL")/>
+                    }.into_any(),
+                    None => view! { <span class="muted">"—"</span> }.into_any(),
+                }}</td>
             </tr>
+            {latest.map(|url| view! {
+                <tr class="resources" data-resources=name>
+                    <td colspan="8">
+                        <details>
+                            <summary>{format!("{label} resource links")}</summary>
+                            <ul class="links">
+                                <li>"Latest (always the newest): "<a href=url.clone()>{url.clone()}</a></li>
+                                {links.into_iter().map(|(at, u)| view! {
+                                    <li>{at.replace('T', " ").trim_end_matches('Z').chars().take(19).collect::<String>()}
+                                        " "<a href=u.clone()>{u.clone()}</a></li>
+                                }).collect_view()}
+                            </ul>
+                        </details>
+                    </td>
+                </tr>
+            })}
         }
     };
     let span = |d: Option<i64>| {
@@ -256,21 +348,21 @@ fn StreamProcessing(stream: StreamView) -> impl IntoView {
                         Some(url) => view! { <img src=url alt="Latest thumbnail"/> }.into_any(),
                         None => view! { <div class="placeholder">"No thumbnail yet"</div> }.into_any(),
                     }}
-                    <figcaption>"Thumbnail"</figcaption>
+                    <figcaption>"Thumbnail"{newest_thumb.map(|t| view! { <span class="muted" data-testid="thumbnail-time">" · "{t}" UTC"</span> })}</figcaption>
                 </figure>
                 <figure class="preview">
                     {match latest_clip {
                         Some(url) => view! { <img src=url alt="Latest motion clip"/> }.into_any(),
                         None => view! { <div class="placeholder">"No motion clip yet"</div> }.into_any(),
                     }}
-                    <figcaption>"Motion clip"</figcaption>
+                    <figcaption>"Motion clip"{newest_clip.map(|t| view! { <span class="muted" data-testid="motionclip-time">" · "{t}" UTC"</span> })}</figcaption>
                 </figure>
             </div>
             <div class="table-wrap">
                 <table class="details">
                     <thead><tr>
                         <th>"Process"</th><th>"Active"</th><th>"Stream name"</th><th>"Quality"</th>
-                        <th>"Interval (s)"</th><th>"Duration (s)"</th><th>"Assets"</th>
+                        <th>"Interval (s)"</th><th>"Duration (s)"</th><th>"Assets"</th><th>"URL"</th>
                     </tr></thead>
                     <tbody>
                         {row("thumbnail", p.thumbnail.enabled, Some(p.thumbnail.interval), "—".into(), stream.asset_counts.thumbnail)}
@@ -319,16 +411,26 @@ fn StreamProcessing(stream: StreamView) -> impl IntoView {
                     {newest.map(|u| view! {
                         <video class="vod" controls preload="metadata" src=u data-testid="recording-player"></video>
                     })}
-                    <ul class="assets">
-                        {vods.into_iter().map(|v| view! {
-                            <li>
-                                <a href=v.url.clone()>{v.created_at.replace('T', " ").trim_end_matches('Z').chars().take(19).collect::<String>()}</a>
-                                {v.duration.map(|d| format!(" · {d:.1} s"))}
-                                {v.size.map(|b| format!(" · {:.1} MB", b as f64 / 1e6))}
-                                {(v.status != "ready").then(|| format!(" · {}", v.status))}
-                            </li>
-                        }).collect_view()}
-                    </ul>
+                    <div class="table-wrap">
+                        <table class="details recordings">
+                            <thead><tr><th>"Session date (UTC)"</th><th>"Recording file"</th><th>"Duration"</th><th>"Size"</th></tr></thead>
+                            <tbody>
+                                {vods.into_iter().map(|v| view! {
+                                    <tr data-recording=v.index>
+                                        <td>{v.created_at.replace('T', " ").trim_end_matches('Z').chars().take(19).collect::<String>()}
+                                            {(v.status != "ready").then(|| format!(" ({})", v.status))}</td>
+                                        <td>
+                                            <a href=v.url.clone() class="url">{v.url.rsplit('/').next().unwrap_or_default().to_string()}</a>
+                                            " "<CopyButton text=v.url.clone() label="Copy the recording URL"/>
+                                            " "<a href=v.url.clone() download="">"Download"</a>
+                                        </td>
+                                        <td>{v.duration.map(|d| format!("{d:.1} s")).unwrap_or_else(|| "—".into())}</td>
+                                        <td>{v.size.map(|b| format!("{:.1} MB", b as f64 / 1e6)).unwrap_or_else(|| "—".into())}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
                 }.into_any()
             }}
         </div>
@@ -373,6 +475,20 @@ fn EditDialog(
             close(true);
         }
     });
+    // "Sync settings across profiles", as on creation: the open tab's settings go to every
+    // profile's draft (nothing is saved before Confirm).
+    let synced = RwSignal::new(None::<String>);
+    let profiles = labels.len();
+    let sync = move |_| {
+        let from = active.get_untracked();
+        drafts.with_value(|d| {
+            if let Some((_, source)) = d.iter().find(|(s, _)| s.profile == from) {
+                let value = source.get_untracked();
+                d.iter().for_each(|(_, p)| p.set(value));
+            }
+        });
+        synced.set(Some(from));
+    };
     let error = move || save.value().get().and_then(Result::err);
     let server_field = Signal::derive(move || error().and_then(|e| e.field_error()));
     let cancel = on_close.clone();
@@ -387,6 +503,14 @@ fn EditDialog(
                         "Changes apply at the stream's next ingest."
                     }}
                 </p>
+                {(profiles > 1).then(|| view! {
+                    <div class="section-head">
+                        <button type="button" class="secondary" on:click=sync>"Sync settings across profiles"</button>
+                    </div>
+                })}
+                {move || synced.get().map(|from| view! {
+                    <p class="note ok" role="status">"Settings of "{from}" copied to every profile."</p>
+                })}
                 <Tabs labels active/>
                 {move || {
                     let profile = active.get();

@@ -275,6 +275,7 @@ pub struct NewAsset {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct AssetRow {
+    pub(super) id: String,
     pub(super) session_id: Option<String>,
     pub(super) path: String,
     pub(super) status: String,

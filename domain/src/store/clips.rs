@@ -12,24 +12,25 @@ pub const MAX_CLIP_SECONDS: f64 = 3600.0;
 const MAX_TITLE: usize = 200;
 
 #[derive(sqlx::FromRow)]
-struct ClipRow {
-    id: String,
-    session_id: String,
-    stream_id: String,
-    start_ms: i64,
-    end_ms: i64,
-    path: String,
-    title: Option<String>,
-    created_at: i64,
-    size_bytes: Option<i64>,
-    poster: Option<String>,
+pub(super) struct ClipRow {
+    pub(super) id: String,
+    pub(super) session_id: String,
+    pub(super) stream_id: String,
+    pub(super) start_ms: i64,
+    pub(super) end_ms: i64,
+    pub(super) path: String,
+    pub(super) title: Option<String>,
+    pub(super) created_at: i64,
+    pub(super) size_bytes: Option<i64>,
+    pub(super) poster: Option<String>,
 }
 
-const CLIP_SELECT: &str = "SELECT c.id, c.session_id, c.stream_id, c.start_ms, c.end_ms, c.path, \
+pub(super) const CLIP_SELECT: &str =
+    "SELECT c.id, c.session_id, c.stream_id, c.start_ms, c.end_ms, c.path, \
      c.title, c.created_at, c.size_bytes, c.poster FROM clips c";
 
 impl ClipRow {
-    fn view(self, urls: &Urls) -> ClipView {
+    pub(super) fn view(self, urls: &Urls) -> ClipView {
         let base = &urls.public;
         ClipView {
             url: format!("{base}/assets/{}", self.path),

@@ -50,14 +50,24 @@ impl Store {
     }
 
     /// Opens a session: copies the saved settings, which the session keeps until it ends.
+    /// Opens a session row on `stream_id` with a copy of its saved settings; answers its id,
+    /// those settings, and whether the stream's organisation has the live-processing package
+    /// (without it, ingest runs no process).
     pub async fn start_session(
         &self,
         stream_id: &str,
         source: &str,
         app: Option<&str>,
         forced_recording: bool,
-    ) -> Result<(String, Processing), ApiError> {
+    ) -> Result<(String, Processing, bool), ApiError> {
         let settings = self.settings(stream_id).await?;
+        let package: Option<(i64,)> = sqlx::query_as(
+            "SELECT o.live_processing FROM streams s JOIN organisations o \
+             ON o.id = s.organisation_id WHERE s.id = $1",
+        )
+        .bind(stream_id)
+        .fetch_optional(&self.pool)
+        .await?;
         let id = new_id();
         sqlx::query(
             "INSERT INTO sessions (id, stream_id, started_at, source, app, processing, forced_recording) \
@@ -72,7 +82,7 @@ impl Store {
         .bind(forced_recording as i64)
         .execute(&self.pool)
         .await?;
-        Ok((id, settings))
+        Ok((id, settings, package.is_some_and(|(p,)| p == 1)))
     }
 
     pub async fn set_session_codecs(&self, id: &str, c: &SessionCodecs) -> Result<(), ApiError> {
@@ -134,35 +144,14 @@ impl Store {
         stream_id: &str,
         limit: i64,
     ) -> Result<Vec<SessionView>, ApiError> {
-        let rows = sqlx::query_as::<_, SessionRow>(
-            "SELECT id, started_at, ended_at, source, app, video_codec, audio_codec, width, height, \
-             audio_sample_rate, end_reason, warnings FROM sessions WHERE stream_id = $1 \
-             ORDER BY started_at DESC LIMIT $2",
-        )
+        let rows = sqlx::query_as::<_, SessionRow>(&format!(
+            "{SESSION_SELECT} WHERE stream_id = $1 ORDER BY started_at DESC LIMIT $2"
+        ))
         .bind(stream_id)
         .bind(limit.max(0))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| SessionView {
-                id: r.id,
-                started_at: rfc3339(r.started_at),
-                ended_at: r.ended_at.map(rfc3339),
-                source: r.source,
-                app: r.app,
-                video_codec: r.video_codec,
-                audio_codec: r.audio_codec,
-                width: r.width,
-                height: r.height,
-                audio_sample_rate: r.audio_sample_rate,
-                end_reason: r.end_reason,
-                warnings: r
-                    .warnings
-                    .map(|w| w.lines().map(String::from).collect())
-                    .unwrap_or_default(),
-            })
-            .collect())
+        Ok(rows.into_iter().map(SessionRow::view).collect())
     }
 
     /// A session of the caller's organisation: (stream id, started at ms); 404 otherwise.
@@ -206,6 +195,10 @@ pub struct SessionCodecs {
     pub audio_sample_rate: Option<i64>,
 }
 
+pub(super) const SESSION_SELECT: &str =
+    "SELECT id, started_at, ended_at, source, app, video_codec, audio_codec, width, height, \
+     audio_sample_rate, end_reason, warnings FROM sessions";
+
 #[derive(sqlx::FromRow)]
 pub(super) struct SessionRow {
     pub(super) id: String,
@@ -220,4 +213,26 @@ pub(super) struct SessionRow {
     pub(super) audio_sample_rate: Option<i64>,
     pub(super) end_reason: Option<String>,
     pub(super) warnings: Option<String>,
+}
+
+impl SessionRow {
+    pub(super) fn view(self) -> SessionView {
+        SessionView {
+            id: self.id,
+            started_at: rfc3339(self.started_at),
+            ended_at: self.ended_at.map(rfc3339),
+            source: self.source,
+            app: self.app,
+            video_codec: self.video_codec,
+            audio_codec: self.audio_codec,
+            width: self.width,
+            height: self.height,
+            audio_sample_rate: self.audio_sample_rate,
+            end_reason: self.end_reason,
+            warnings: self
+                .warnings
+                .map(|w| w.lines().map(String::from).collect())
+                .unwrap_or_default(),
+        }
+    }
 }

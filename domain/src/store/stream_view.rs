@@ -51,7 +51,9 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let counts = self.asset_counts(&row.id).await?;
         let sessions = self.sessions(&row.id, asset_limit.clamp(1, 10)).await?;
-        let playout = self.playout(&row, &settings, asset_limit, urls).await?;
+        let playout = self
+            .playout(&row, &settings, &tags, asset_limit, urls)
+            .await?;
         Ok(StreamView {
             ingest: Ingest {
                 rtmp: RtmpIngest {
@@ -107,17 +109,50 @@ impl Store {
         Ok(c)
     }
 
+    /// A passthrough stream's renditions: its group's profile streams in ladder order.
+    async fn renditions(
+        &self,
+        row: &StreamRow,
+        urls: &Urls,
+    ) -> Result<Vec<RenditionEntry>, ApiError> {
+        if row.profile != "passthrough" || row.profile_streams == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, String, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT s.id, s.profile, \
+             (SELECT ss.width FROM sessions ss WHERE ss.stream_id = s.id AND ss.width IS NOT NULL \
+              ORDER BY ss.started_at DESC LIMIT 1), \
+             (SELECT ss.height FROM sessions ss WHERE ss.stream_id = s.id AND ss.height IS NOT NULL \
+              ORDER BY ss.started_at DESC LIMIT 1) \
+             FROM streams s WHERE s.group_id = $1 AND s.profile <> 'passthrough' ORDER BY s.position",
+        )
+        .bind(&row.group_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(stream_id, profile, width, height)| RenditionEntry {
+                hls: format!("{}/hls/{stream_id}/index.m3u8", urls.public),
+                bitrate_kbps: crate::settings::profile_rung(&profile).map_or(0, |(_, k)| k),
+                profile,
+                stream_id,
+                width,
+                height,
+            })
+            .collect())
+    }
+
     pub(super) async fn playout(
         &self,
         row: &StreamRow,
         settings: &Processing,
+        tags: &[String],
         limit: i64,
         urls: &Urls,
     ) -> Result<Playout, ApiError> {
         let base = &urls.public;
         let id = &row.id;
         let signer = self.asset_signer_of_stream(id).await?;
-        let asset_url = |path: &str| asset_url(base, signer.as_ref(), path);
         let link = |url: String, kind: &str| Link {
             url,
             kind: kind.into(),
@@ -127,77 +162,128 @@ impl Store {
             // The group's ABR playlist: the source plus every running rendition.
             hls.push(link(format!("{base}/hls/{id}/master.m3u8"), "abr"));
         }
+        let live = LiveWebEntry {
+            url: format!("{base}/playout/{id}"),
+            kind: "live".into(),
+            id: id.clone(),
+            stream_id: id.clone(),
+            created_at: rfc3339(row.created_at),
+            processing: settings
+                .enabled_names()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            tags: tags.to_vec(),
+        };
         let mut out = Playout {
             hls,
-            web: vec![WebEntry::Link(link(format!("{base}/playout/{id}"), "live"))],
+            web: vec![WebEntry::Live(live)],
+            renditions: self.renditions(row, urls).await?,
             ..Playout::default()
         };
+        let e = Entries {
+            base,
+            signer,
+            stream_id: id,
+            streamname: &row.streamname,
+        };
         for a in self.assets(id, "recording", limit).await? {
-            out.web.push(WebEntry::Vod(VodEntry {
-                url: asset_url(&a.path),
-                kind: "vod".into(),
-                created_at: rfc3339(a.created_at),
-                stream_id: id.clone(),
-                session_id: a.session_id.clone(),
-                index: a.idx,
-                duration: a.duration_ms.map(|d| d as f64 / 1000.0),
-                size: a.size_bytes,
-                status: a.status.clone(),
-            }));
+            out.web.push(WebEntry::Vod(e.vod(&a)));
         }
         for a in self.assets(id, "replay", limit).await? {
-            let Some(session) = a.session_id.clone() else {
-                continue;
-            };
-            out.replay.push(ReplayEntry {
-                url: format!("{base}/replay/{session}"),
-                hls: asset_url(&a.path),
-                kind: "session".into(),
-                index: a.idx,
-                stream_id: id.clone(),
-                streamname: row.streamname.clone(),
-                session_id: session,
-                started_at: rfc3339(a.started_at.unwrap_or(a.created_at)),
-                ended_at: a.ended_at.map(rfc3339),
-            });
+            out.replay.extend(e.replay(&a));
         }
         let thumbs = self.assets(id, "thumbnail", limit).await?;
         if settings.thumbnail.enabled || !thumbs.is_empty() {
             out.thumbnails.push(ThumbnailEntry::Link(link(
-                asset_url(&format!("{id}/thumbnail/latest.jpg")),
+                e.url(&format!("{id}/thumbnail/latest.jpg")),
                 "latest",
             )));
         }
         for a in thumbs {
-            out.thumbnails.push(ThumbnailEntry::Image(ImageEntry {
-                url: asset_url(&a.path),
-                kind: "image".into(),
-                created_at: rfc3339(a.created_at),
-                width: a.width,
-                height: a.height,
-                preview: asset_url(&sibling(&a.path, crate::asset_kind::PREVIEW_SUFFIX)),
-                session_id: a.session_id.clone(),
-            }));
+            out.thumbnails.push(ThumbnailEntry::Image(e.image(&a)));
         }
         let clips = self.assets(id, "motionclip", limit).await?;
         if settings.motionclip.enabled || !clips.is_empty() {
             out.motionclip.push(MotionClipEntry::Link(link(
-                asset_url(&format!("{id}/motionclip/latest.gif")),
+                e.url(&format!("{id}/motionclip/latest.gif")),
                 "latest",
             )));
         }
         for a in clips {
-            out.motionclip.push(MotionClipEntry::Clip(ClipEntry {
-                url: asset_url(&a.path),
-                kind: "clip".into(),
-                created_at: rfc3339(a.created_at),
-                duration: a.duration_ms.map(|d| d as f64 / 1000.0),
-                mp4: asset_url(&sibling(&a.path, ".mp4")),
-                width: a.width,
-                height: a.height,
-                session_id: a.session_id.clone(),
-            }));
+            out.motionclip
+                .push(MotionClipEntry::Clip(e.motion_clip(&a)));
         }
         Ok(out)
+    }
+}
+
+/// Builds the entries of a stream's assets as the stream object and the paged lists show them.
+pub(super) struct Entries<'a> {
+    pub(super) base: &'a str,
+    pub(super) signer: Option<signing::AssetSigner>,
+    pub(super) stream_id: &'a str,
+    pub(super) streamname: &'a str,
+}
+
+impl Entries<'_> {
+    /// An asset's URL, signed when the organisation signs them.
+    pub(super) fn url(&self, path: &str) -> String {
+        asset_url(self.base, self.signer.as_ref(), path)
+    }
+
+    pub(super) fn vod(&self, a: &AssetRow) -> VodEntry {
+        VodEntry {
+            url: self.url(&a.path),
+            kind: "vod".into(),
+            created_at: rfc3339(a.created_at),
+            stream_id: self.stream_id.to_string(),
+            session_id: a.session_id.clone(),
+            index: a.idx,
+            duration: a.duration_ms.map(|d| d as f64 / 1000.0),
+            size: a.size_bytes,
+            status: a.status.clone(),
+        }
+    }
+
+    /// A session's replay (none for a row without its session).
+    pub(super) fn replay(&self, a: &AssetRow) -> Option<ReplayEntry> {
+        let session = a.session_id.clone()?;
+        Some(ReplayEntry {
+            url: format!("{}/replay/{session}", self.base),
+            hls: self.url(&a.path),
+            kind: "session".into(),
+            index: a.idx,
+            stream_id: self.stream_id.to_string(),
+            streamname: self.streamname.to_string(),
+            session_id: session,
+            started_at: rfc3339(a.started_at.unwrap_or(a.created_at)),
+            ended_at: a.ended_at.map(rfc3339),
+        })
+    }
+
+    pub(super) fn image(&self, a: &AssetRow) -> ImageEntry {
+        ImageEntry {
+            url: self.url(&a.path),
+            kind: "image".into(),
+            created_at: rfc3339(a.created_at),
+            width: a.width,
+            height: a.height,
+            preview: self.url(&sibling(&a.path, crate::asset_kind::PREVIEW_SUFFIX)),
+            session_id: a.session_id.clone(),
+        }
+    }
+
+    pub(super) fn motion_clip(&self, a: &AssetRow) -> ClipEntry {
+        ClipEntry {
+            url: self.url(&a.path),
+            kind: "clip".into(),
+            created_at: rfc3339(a.created_at),
+            duration: a.duration_ms.map(|d| d as f64 / 1000.0),
+            mp4: self.url(&sibling(&a.path, ".mp4")),
+            width: a.width,
+            height: a.height,
+            session_id: a.session_id.clone(),
+        }
     }
 }

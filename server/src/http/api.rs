@@ -6,9 +6,10 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Json;
-use domain::store::{ListFilter, Role, DEFAULT_ASSET_LIMIT};
+use domain::store::{ListFilter, ListKind, Role, DEFAULT_ASSET_LIMIT, PAGE_DEFAULT, PAGE_MAX};
 use domain::view::{
-    ClipList, ClipRequest, ClipView, CreateStream, OrganisationView, StreamView, Transcoding,
+    ClipList, ClipRequest, ClipView, CreateStream, OrganisationView, PageView, StreamView,
+    Transcoding,
 };
 use domain::{ApiError, ProcessingPatch};
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,8 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(create_stream))
         .routes(routes!(get_stream, delete_stream))
         .routes(routes!(list_streams))
+        .routes(routes!(get_group))
+        .routes(routes!(list_page))
         .routes(routes!(update_processing))
         .routes(routes!(update_group_processing))
         .routes(routes!(update_group_transcoding))
@@ -185,6 +188,77 @@ struct ListQuery {
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct StreamList {
     pub streams: Vec<StreamView>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PageQuery {
+    /// The `next` of the previous page; none for the first.
+    cursor: Option<String>,
+    /// Items per page, 1–200 (default 50).
+    limit: Option<String>,
+}
+
+/// Every recording, session, thumbnail, motion clip or clip of a stream, newest first, a page
+/// at a time (the stream object holds only the newest `asset_limit`).
+#[utoipa::path(get, path = "/api/v1/stream/{id}/{kind}", tag = "streams",
+    params(("id" = String, Path),
+        ("kind" = String, Path, description = "recordings, sessions, thumbnails, motionclips or clips"),
+        PageQuery),
+    responses((status = 200, body = PageView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_page(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((id, kind)): Path<(String, String)>,
+    Params(q): Params<PageQuery>,
+) -> Result<Json<PageView>, Error> {
+    let kind = ListKind::parse(&kind).ok_or_else(|| ApiError::not_found("list"))?;
+    let limit = match q.limit.as_deref() {
+        None => PAGE_DEFAULT,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=PAGE_MAX).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_limit",
+                    format!("limit must be a whole number from 1 to {PAGE_MAX}"),
+                )
+            })?,
+    };
+    let page = s
+        .services
+        .page(&p, &id, kind, q.cursor.as_deref(), limit)
+        .await?;
+    Ok(Json(page))
+}
+
+/// A stream group: its passthrough stream first, then its transcoding profiles' streams.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct StreamGroup {
+    pub id: String,
+    pub streams: Vec<StreamView>,
+}
+
+/// A stream group with its streams (passthrough and profiles), each with its ingest,
+/// processing and playouts. `id` may also be any stream of the group.
+#[utoipa::path(get, path = "/api/v1/streamgroup/{id}", tag = "streams",
+    params(("id" = String, Path), AssetLimit),
+    responses((status = 200, body = StreamGroup), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_group(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Params(q): Params<AssetLimit>,
+) -> Result<Json<StreamGroup>, Error> {
+    let limit = asset_limit(q.asset_limit.as_deref())?;
+    let streams = s.services.group(&p, &id, limit).await?;
+    let id = streams
+        .first()
+        .map_or(id, |passthrough| passthrough.streamgroup.clone());
+    Ok(Json(StreamGroup { id, streams }))
 }
 
 /// The organisation's streams, newest group first.

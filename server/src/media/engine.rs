@@ -268,7 +268,7 @@ impl Engine {
             .store
             .start_session(&target.stream_id, source, app, forced_recording)
             .await;
-        let (session_id, settings) = match started {
+        let (session_id, saved, package) = match started {
             Ok(s) => s,
             Err(e) => {
                 self.live
@@ -278,6 +278,10 @@ impl Engine {
                 return Err(Refusal::Store(e.message));
             }
         };
+        // Without the package no process runs, whatever the settings say (they were saved
+        // while it was on) and whatever the app (`/rec/` publishes as live).
+        let refused = !package && (saved.any_enabled() || forced_recording);
+        let settings = if package { saved } else { saved.all_off() };
         let session = Arc::new(Session::new(
             &target.stream_id,
             &session_id,
@@ -285,9 +289,16 @@ impl Engine {
             self.shared.clone(),
         ));
         let _ = session.stats.started.set(std::time::Instant::now());
+        if refused {
+            let warning = "live processing is not in this organisation's package (upgrade \
+                           needed): no thumbnails, motion clips, recording or replay on this \
+                           session; it plays live only"
+                .to_string();
+            session.warn("processing_unavailable", warning).await;
+        }
         let hls = Arc::new(HlsOutput::default());
         *session.consumers.lock().expect("consumers") =
-            spawn_processes(&session, hls.clone(), forced_recording).await;
+            spawn_processes(&session, hls.clone(), forced_recording && package).await;
         self.hls
             .lock()
             .expect("hls map")

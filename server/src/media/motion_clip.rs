@@ -187,7 +187,9 @@ async fn job(session: Arc<Session>, span: Span, index: i64) {
     }
 }
 
-/// Consumes a session's bus until it ends.
+/// Consumes a session's bus until it ends. A clip starts at the first keyframe every
+/// `interval` seconds and covers `duration` seconds from it: with a duration of at least the
+/// interval, clips overlap and several spans are open at once, so the schedule never drifts.
 pub async fn run(mut sub: Subscription, session: Arc<Session>) {
     let settings = session.settings.motionclip;
     let interval = settings.interval.max(1) * i64::from(VIDEO_TIMESCALE);
@@ -195,41 +197,43 @@ pub async fn run(mut sub: Subscription, session: Arc<Session>) {
     let mut video: Option<VideoParams> = None;
     let mut audio: Option<AudioParams> = None;
     let mut next_due: Option<i64> = None;
-    let mut span: Option<Span> = None;
+    // Open spans, oldest first.
+    let mut spans: Vec<Span> = Vec::new();
     let mut index = 0i64;
     let mut jobs = Vec::new();
     while let Some(event) = sub.recv().await {
         match &*event {
             Event::Video(p) => {
-                // A parameter change ends the span: one clip has one set of parameters.
-                span = None;
+                // A parameter change ends the spans: one clip has one set of parameters.
+                spans.clear();
                 video = Some(p.clone());
             }
             Event::Audio(p) => {
                 audio = Some(p.clone());
-                // Audio known only after the span began (transcoded audio is, once its first
+                // Audio known only after a span began (transcoded audio is, once its first
                 // frame is decoded) joins it.
-                if let Some(s) = span.as_mut().filter(|s| s.audio.is_empty()) {
+                for s in spans.iter_mut().filter(|s| s.audio.is_empty()) {
                     s.audio_params = audio.clone();
                 }
             }
             Event::Frame(f) => match f.track {
                 Track::Video => {
-                    if let Some(s) = span.as_mut() {
-                        let start = s.video[0].dts;
-                        if f.dts - start >= length {
-                            index += 1;
-                            let done = span.take().expect("open span");
-                            jobs.push(tokio::spawn(job(session.clone(), done, index)));
-                        } else {
-                            s.video.push(f.clone());
-                            continue;
-                        }
+                    // Spans that are full end at this frame, oldest first; the rest take it.
+                    while spans
+                        .first()
+                        .is_some_and(|s| f.dts - s.video[0].dts >= length)
+                    {
+                        index += 1;
+                        let done = spans.remove(0);
+                        jobs.push(tokio::spawn(job(session.clone(), done, index)));
+                    }
+                    for s in &mut spans {
+                        s.video.push(f.clone());
                     }
                     if f.keyframe && next_due.is_none_or(|d| f.dts >= d) {
                         if let Some(p) = video.clone() {
                             next_due = Some(f.dts + interval);
-                            span = Some(Span {
+                            spans.push(Span {
                                 video: vec![f.clone()],
                                 audio: Vec::new(),
                                 params: p,
@@ -239,18 +243,16 @@ pub async fn run(mut sub: Subscription, session: Arc<Session>) {
                     }
                 }
                 Track::Audio => {
-                    if let Some(s) = span.as_mut() {
-                        if s.audio_params.is_some() {
-                            s.audio.push(f.clone());
-                        }
+                    for s in spans.iter_mut().filter(|s| s.audio_params.is_some()) {
+                        s.audio.push(f.clone());
                     }
                 }
             },
         }
         jobs.retain(|j| !j.is_finished());
     }
-    // The stream ended during a span: keep it if it holds at least a second.
-    if let Some(s) = span.take() {
+    // The stream ended during spans: keep each that holds at least a second.
+    for s in spans {
         let held = s.video.last().map_or(0, |l| l.dts - s.video[0].dts);
         if held >= i64::from(VIDEO_TIMESCALE) {
             index += 1;
@@ -284,6 +286,31 @@ mod tests {
         assert_eq!(
             t.rows(AssetKind::MotionClip).await,
             [(rel, "ready".to_string())]
+        );
+    }
+
+    /// Clips of 15 s every 10 s overlap on schedule (before: one every 15 s, drifting).
+    #[tokio::test]
+    async fn clips_longer_than_their_interval_overlap_on_schedule() {
+        let mut settings = domain::Processing::default();
+        settings.motionclip.enabled = true;
+        settings.motionclip.duration = 15;
+        settings.motionclip.interval = 10;
+        // 30 rounds of 1.2 s: 36 s, clips from about 0, 10, 20 and 30 s (the last one shorter).
+        let t = testing::run_alone(settings, 30, run).await;
+        let rows = t.rows(AssetKind::MotionClip).await;
+        assert_eq!(rows.len(), 4, "{rows:?}");
+        let mut seconds = Vec::new();
+        for (path, status) in &rows {
+            assert_eq!(status, "ready");
+            let mp4 = t.file(&AssetKind::MotionClip.files(path)[1]);
+            seconds.push(testing::decodes_clean(mp4).await);
+        }
+        seconds.sort_by(f64::total_cmp);
+        assert!((4.5..6.6).contains(&seconds[0]), "{seconds:?}");
+        assert!(
+            seconds[1..].iter().all(|s| (14.5..15.5).contains(s)),
+            "{seconds:?}"
         );
     }
 }

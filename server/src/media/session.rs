@@ -364,7 +364,7 @@ pub(crate) mod testing {
         let stream = store.create_stream(&p, &req, &urls).await.expect("stream");
         // The row keeps its saved settings; the session runs with `settings`, as a session
         // runs with the settings it started with.
-        let (session_id, _) = store
+        let (session_id, _, _) = store
             .start_session(&stream.id, "rtmp", Some("live"), false)
             .await
             .expect("session");
