@@ -209,9 +209,12 @@ pub struct LiveWebEntry {
     pub tags: Vec<String>,
 }
 
-/// A plain link: live HLS, the live player page, or a stable `latest` asset URL.
+/// A plain link: live HLS, or a stable `latest` asset URL. Nothing but its two fields, so that
+/// the richer entries beside it in a list are never also valid as a link (the OpenAPI `oneOf`
+/// of those lists stays unambiguous).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Link {
     pub url: String,
     #[serde(rename = "type")]
@@ -224,7 +227,6 @@ pub struct Link {
 pub enum WebEntry {
     Vod(VodEntry),
     Live(LiveWebEntry),
-    Link(Link),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

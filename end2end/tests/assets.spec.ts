@@ -49,6 +49,7 @@ test('asset URLs are shown and copyable; recordings are a table with downloads',
   await expect(recording.getByRole('link', { name: 'Download' })).toHaveAttribute('download', '');
   await expect(recording.locator('td').nth(2)).toHaveText(/^\d+\.\d s$/);
   await expect(recording.locator('td').nth(3)).toHaveText(/MB$/);
+  await page.screenshot({ path: 'test-results/stream-overview.png', fullPage: true });
   const file = await recording.locator('a.url').getAttribute('href');
   expect((await page.request.get(file!)).status()).toBe(200);
 });

@@ -190,6 +190,11 @@ test('organisation page shows packages; viewer keys cannot edit', async ({ page,
   await other.getByLabel('Valid for (seconds)').evaluate((e: HTMLInputElement) => e.removeAttribute('min'));
   await other.locator('section[aria-labelledby="access-title"]').getByRole('button', { name: 'Save' }).click();
   await expect(other.locator('section[aria-labelledby="access-title"]').getByRole('alert')).toContainText('ttlSeconds must be from 60');
+  // Without the package, the processes' controls are disabled, with the notice.
+  await other.goto('/streams/new');
+  await hydrated(other);
+  await expect(other.getByText('Upgrade needed')).toBeVisible();
+  await expect(other.locator('#profile-passthrough-thumbnail-enabled')).toBeDisabled();
   await ctx.close();
 
   const viewer = await api('/keys', { method: 'POST', body: JSON.stringify({ role: 'viewer' }) });
@@ -203,6 +208,13 @@ test('organisation page shows packages; viewer keys cannot edit', async ({ page,
   await expect(v.locator('tr[data-process="thumbnail"]')).toBeVisible();
   await expect(v.getByRole('button', { name: 'Edit options' })).toHaveCount(0);
   await expect(v.getByText('read only')).toBeVisible();
+  // Read-only keys get no "New stream" anywhere.
+  await hydrated(v);
+  await expect(v.getByRole('link', { name: 'New stream' })).toHaveCount(0);
+  await v.goto('/');
+  await hydrated(v);
+  await expect(v.getByRole('heading', { name: 'Streams' })).toBeVisible();
+  await expect(v.getByRole('link', { name: 'New stream' })).toHaveCount(0);
   await vctx.close();
 });
 

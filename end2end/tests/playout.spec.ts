@@ -38,6 +38,12 @@ test('the player follows the stream live, plays it near the live edge, then show
     expect(await exited).toBe(0);
   }
   await expect(page.getByTestId('state')).toHaveText('idle', { timeout: 15_000 });
+  // The playout overview also shows the live processing view, read only.
+  const lp = page.locator('section.live-processing');
+  await expect(lp.locator('tr[data-process="recording"]')).toBeVisible();
+  await expect(lp.getByRole('heading', { name: 'Recordings' })).toBeVisible();
+  await expect(lp.getByRole('button', { name: 'Edit options' })).toHaveCount(0);
+  await page.screenshot({ path: 'test-results/playout-overview.png', fullPage: true });
 });
 
 test('a stream group with renditions: the player switches quality from the menu', async ({ page }) => {

@@ -14,7 +14,14 @@ pub fn Layout(children: Children) -> impl IntoView {
             <a class="brand" href="/">"liveproc"</a>
             <nav>
                 <A href="/" exact=true>"Streams"</A>
-                <A href="/streams/new">"New stream"</A>
+                // Read-only keys make nothing: no "New stream" for them.
+                <Suspense fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        who.await.ok().filter(|m| m.can_edit()).map(|_| view! {
+                            <A href="/streams/new">"New stream"</A>
+                        })
+                    })}
+                </Suspense>
                 <A href="/organisation">"Organisation"</A>
             </nav>
             <div class="who">

@@ -27,6 +27,12 @@ pub fn NewStreamPage() -> impl IntoView {
     let active = RwSignal::new("passthrough".to_string());
     let synced = RwSignal::new(false);
     let who = Resource::new(|| (), |_| whoami());
+    // Without the package, the processes' controls are disabled (the notice says why).
+    let upgrade = move || {
+        who.get()
+            .and_then(Result::ok)
+            .is_some_and(|m| !m.organisation.live_processing_enabled())
+    };
     let create = ServerAction::<CreateStreamGroup>::new();
 
     let toggle_profile = move |profile: &'static str, on: bool| {
@@ -155,11 +161,12 @@ pub fn NewStreamPage() -> impl IntoView {
                     <Tabs labels=Signal::derive(move || profiles.with(|l| l.iter().map(|(p, _)| p.clone()).collect())) active/>
                     {move || {
                         let current = active.get();
+                        let disabled = upgrade();
                         profiles.get().into_iter().find(|(p, _)| *p == current).map(|(p, s)| {
                             let panel_label = format!("{p} settings");
                             view! {
                             <div role="tabpanel" aria-label=panel_label>
-                                <ProcessingForm settings=s id_prefix=format!("profile-{p}") server_error=server_field/>
+                                <ProcessingForm settings=s id_prefix=format!("profile-{p}") server_error=server_field disabled/>
                             </div>
                         }})
                     }}

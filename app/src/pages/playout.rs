@@ -11,6 +11,7 @@ use leptos_router::hooks::use_params_map;
 use crate::api::stream_group;
 use crate::components::layout::Layout;
 use crate::components::ErrorNote;
+use crate::pages::stream::StreamProcessing;
 
 /// How often the page asks whether the stream went live or idle.
 const POLL: Duration = Duration::from_secs(2);
@@ -39,7 +40,15 @@ pub fn PlayoutPage() -> impl IntoView {
                     match group.await {
                         Ok(streams) => {
                             let s = streams.into_iter().find(|s| s.id == current);
-                            s.map(|s| view! { <Player stream=s/> }.into_any())
+                            s.map(|s| view! {
+                                <Player stream=s.clone()/>
+                                // The documents' Playout Overview: the same live processing view
+                                // as the stream overview, read only, with the VOD list.
+                                <section class="card live-processing" aria-labelledby="lp-title">
+                                    <h2 id="lp-title">"Live Processing"</h2>
+                                    <StreamProcessing stream=s/>
+                                </section>
+                            }.into_any())
                                 .unwrap_or_else(|| view! { <p>"No such stream."</p> }.into_any())
                         }
                         Err(e) => view! { <ErrorNote error=e/> }.into_any(),

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_meta::{Script, Title};
 use leptos_router::hooks::use_params_map;
 
-use crate::api::replay_session;
+use crate::api::{replay_session, whoami};
 use crate::components::clip_editor::ClipEditor;
 use crate::components::layout::Layout;
 use crate::components::ErrorNote;
@@ -15,12 +15,14 @@ pub fn ReplayPage() -> impl IntoView {
     let params = use_params_map();
     let session = move || params.read().get("session").unwrap_or_default();
     let data = Resource::new(session, replay_session);
+    let who = Resource::new(|| (), |_| whoami());
     view! {
         <Script src="/vendor/hls.min.js"/>
         <Script src="/player.js"/>
         <Layout>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
+                    let can_edit = who.await.map(|m| m.can_edit()).unwrap_or(false);
                     match data.await {
                         Ok((stream, replay)) => {
                             let title = if stream.name.is_empty() { stream.streamname.clone() } else { stream.name.clone() };
@@ -50,7 +52,8 @@ pub fn ReplayPage() -> impl IntoView {
                                         <dt>"HLS"</dt><dd><a href=replay.hls.clone()>{replay.hls.clone()}</a></dd>
                                     </dl>
                                 </section>
-                                <ClipEditor session=replay.session_id.clone() video/>
+                                // Read-only keys watch; they cut no clips.
+                                {can_edit.then(|| view! { <ClipEditor session=replay.session_id.clone() video/> })}
                             }.into_any()
                         }
                         Err(e) => view! { <ErrorNote error=e/> }.into_any(),

@@ -27,7 +27,10 @@ pub fn StreamPage() -> impl IntoView {
                     match group.await {
                         Ok(streams) => {
                             let can_edit = me.as_ref().map(Me::can_edit).unwrap_or(false);
-                            view! { <Overview streams can_edit refetch=move || group.refetch()/> }.into_any()
+                            let upgrade = me
+                                .as_ref()
+                                .is_ok_and(|m| !m.organisation.live_processing_enabled());
+                            view! { <Overview streams can_edit upgrade refetch=move || group.refetch()/> }.into_any()
                         }
                         Err(e) => view! { <ErrorNote error=e/> }.into_any(),
                     }
@@ -41,6 +44,8 @@ pub fn StreamPage() -> impl IntoView {
 fn Overview(
     streams: Vec<StreamView>,
     can_edit: bool,
+    /// The organisation lacks the live-processing package.
+    upgrade: bool,
     refetch: impl Fn() + Clone + Send + Sync + 'static,
 ) -> impl IntoView {
     let head = streams[0].clone();
@@ -163,6 +168,9 @@ fn Overview(
                 </div>
             </div>
             {(!can_edit).then(|| view! { <p class="muted">"Your key is read only: you can see the settings but not change them."</p> })}
+            {upgrade.then(|| view! {
+                <p class="note warn" role="status" data-testid="upgrade-needed">"Live processing: Upgrade needed. Your organisation's package does not include it: no process runs at ingest, and processes cannot be enabled."</p>
+            })}
             <Tabs labels=profiles active/>
             {move || {
                 let s = current();
@@ -177,6 +185,7 @@ fn Overview(
                 view! {
                     <EditDialog
                         streams=streams.get_value()
+                        upgrade
                         on_close=move |saved| { editing.set(false); if saved { refetch(); } }/>
                 }
             })
@@ -193,8 +202,11 @@ fn Overview(
 }
 
 /// The processes of one stream: previews (filled by the processes as they land) and details.
+/// One stream's live processing as the overview shows it: previews, the process table with its
+/// URLs, replays and recordings. Read only (the overview adds the edit controls around it);
+/// `/playout/ID` shows it too.
 #[component]
-fn StreamProcessing(stream: StreamView) -> impl IntoView {
+pub(crate) fn StreamProcessing(stream: StreamView) -> impl IntoView {
     let p = stream.processing.settings;
     // What the last session really was (its picture size, and its frame rate while live);
     // the profile's nominal size before any session.
@@ -441,6 +453,8 @@ fn StreamProcessing(stream: StreamView) -> impl IntoView {
 #[component]
 fn EditDialog(
     streams: Vec<StreamView>,
+    /// Without the package the processes cannot be changed here.
+    upgrade: bool,
     on_close: impl Fn(bool) + Clone + Send + Sync + 'static,
 ) -> impl IntoView {
     let live = streams.iter().any(StreamView::is_live);
@@ -518,7 +532,7 @@ fn EditDialog(
                         let (s, p) = d.iter().find(|(s, _)| s.profile == profile).unwrap_or(&d[0]);
                         view! {
                             <div role="tabpanel" aria-label=format!("{} settings", s.profile)>
-                                <ProcessingForm settings=*p id_prefix=format!("edit-{}", s.profile) server_error=server_field/>
+                                <ProcessingForm settings=*p id_prefix=format!("edit-{}", s.profile) server_error=server_field disabled=upgrade/>
                             </div>
                         }
                     })

@@ -4,13 +4,14 @@ use domain::view::{StreamView, ThumbnailEntry};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::list_groups;
+use crate::api::{list_groups, whoami};
 use crate::components::layout::Layout;
 use crate::components::ErrorNote;
 
 #[component]
 pub fn StreamsPage() -> impl IntoView {
     let groups = Resource::new(|| (), |_| list_groups());
+    let who = Resource::new(|| (), |_| whoami());
     view! {
         <Title text="Streams"/>
         <Layout>
@@ -19,14 +20,22 @@ pub fn StreamsPage() -> impl IntoView {
                 <div class="head-actions">
                     <button type="button" class="icon" aria-label="Refresh" title="Refresh"
                         on:click=move |_| groups.refetch()>"↻"</button>
-                    <a class="button primary" href="/streams/new">"New stream"</a>
+                    <Suspense fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            who.await.ok().filter(|m| m.can_edit()).map(|_| view! {
+                                <a class="button primary" href="/streams/new">"New stream"</a>
+                            })
+                        })}
+                    </Suspense>
                 </div>
             </div>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
+                    let can_edit = who.await.is_ok_and(|m| m.can_edit());
                     match groups.await {
                         Ok(groups) if groups.is_empty() => view! {
-                            <p class="card empty">"No streams yet. "<a href="/streams/new">"Create the first one"</a>"."</p>
+                            <p class="card empty">"No streams yet."
+                                {can_edit.then(|| view! { " "<a href="/streams/new">"Create the first one"</a>"." })}</p>
                         }.into_any(),
                         Ok(groups) => view! { <StreamTable groups/> }.into_any(),
                         Err(e) => view! { <ErrorNote error=e/> }.into_any(),
