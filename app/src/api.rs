@@ -141,6 +141,13 @@ pub async fn delete_clip(id: String) -> Result<(), ApiError> {
     s.delete_clip(&p, &id).await
 }
 
+/// A stream for its public watch and embed pages: needs no sign-in.
+#[server]
+pub async fn stream_to_watch(id: String) -> Result<domain::view::PublicStream, ApiError> {
+    let s = services()?;
+    s.store.public_stream(&id, &s.urls).await
+}
+
 /// A clip for its public share page: needs no sign-in.
 #[server]
 pub async fn clip_to_share(id: String) -> Result<SharedClip, ApiError> {

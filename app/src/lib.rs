@@ -55,6 +55,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/playout/:id") view=pages::playout::PlayoutPage/>
                 <Route path=path!("/replay/:session") view=pages::replay::ReplayPage/>
                 <Route path=path!("/clip/:id") view=pages::clip::ClipPage ssr=SsrMode::Async/>
+                <Route path=path!("/watch/:id") view=pages::watch::WatchPage/>
+                <Route path=path!("/embed/:id") view=pages::watch::EmbedPage/>
             </Routes>
         </Router>
     }

@@ -482,3 +482,16 @@ pub enum PageItem {
     MotionClip(ClipEntry),
     Clip(ClipView),
 }
+
+/// What a public watch or embed page needs of a stream (`/watch/ID`, `/embed/ID`): no sign-in,
+/// nothing but its title, whether it is live, and what to play.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicStream {
+    pub id: String,
+    pub title: String,
+    /// "live" or "idle".
+    pub state: String,
+    /// The group's ABR playlist when it has renditions, else the stream's own.
+    pub hls: String,
+}

@@ -115,7 +115,7 @@ async fn create_answers_the_contract_shape(b: Backend) {
         .collect();
     assert_eq!(
         s["playout"]["web"][0],
-        json!({"url": format!("http://media.test:8080/playout/{id}"), "type": "live",
+        json!({"url": format!("http://media.test:8080/watch/{id}"), "type": "live",
             "id": id, "streamId": id, "createdAt": s["createdAt"], "processing": enabled,
             "tags": s["tags"]})
     );

@@ -8,6 +8,7 @@ pub mod playout;
 pub mod replay;
 pub mod stream;
 pub mod streams;
+pub mod watch;
 
 use leptos::prelude::*;
 

@@ -27,12 +27,15 @@ pub fn NewStreamPage() -> impl IntoView {
     let active = RwSignal::new("passthrough".to_string());
     let synced = RwSignal::new(false);
     let who = Resource::new(|| (), |_| whoami());
-    // Without the package, the processes' controls are disabled (the notice says why).
-    let upgrade = move || {
-        who.get()
-            .and_then(Result::ok)
-            .is_some_and(|m| !m.organisation.live_processing_enabled())
-    };
+    // Without the package, the processes' controls are disabled (the notice says why). Set
+    // from an effect, so the server's HTML and the first client render agree (hydration), then
+    // the form follows the organisation.
+    let upgrade = RwSignal::new(false);
+    Effect::new(move |_| {
+        if let Some(Ok(m)) = who.get() {
+            upgrade.set(!m.organisation.live_processing_enabled());
+        }
+    });
     let create = ServerAction::<CreateStreamGroup>::new();
 
     let toggle_profile = move |profile: &'static str, on: bool| {
@@ -161,7 +164,7 @@ pub fn NewStreamPage() -> impl IntoView {
                     <Tabs labels=Signal::derive(move || profiles.with(|l| l.iter().map(|(p, _)| p.clone()).collect())) active/>
                     {move || {
                         let current = active.get();
-                        let disabled = upgrade();
+                        let disabled = upgrade.get();
                         profiles.get().into_iter().find(|(p, _)| *p == current).map(|(p, s)| {
                             let panel_label = format!("{p} settings");
                             view! {

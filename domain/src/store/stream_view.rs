@@ -6,6 +6,36 @@ use super::*;
 pub const DEFAULT_ASSET_LIMIT: i64 = 10;
 
 impl Store {
+    /// A stream for its public watch and embed pages (no principal: stream ids are not
+    /// guessable, and live HLS is public already).
+    pub async fn public_stream(&self, id: &str, urls: &Urls) -> Result<PublicStream, ApiError> {
+        let row = sqlx::query_as::<_, StreamRow>(&format!("{STREAM_SELECT} WHERE s.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| ApiError::not_found("stream"))?;
+        let live = sqlx::query("SELECT id FROM sessions WHERE stream_id = $1 AND ended_at IS NULL")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some();
+        let playlist = if row.profile == "passthrough" && row.profile_streams > 0 {
+            "master.m3u8"
+        } else {
+            "index.m3u8"
+        };
+        Ok(PublicStream {
+            hls: format!("{}/hls/{id}/{playlist}", urls.public),
+            title: if row.name.is_empty() {
+                row.streamname.clone()
+            } else {
+                row.name.clone()
+            },
+            state: if live { "live" } else { "idle" }.into(),
+            id: row.id,
+        })
+    }
+
     pub(super) async fn views(
         &self,
         rows: Vec<StreamRow>,
@@ -162,8 +192,10 @@ impl Store {
             // The group's ABR playlist: the source plus every running rendition.
             hls.push(link(format!("{base}/hls/{id}/master.m3u8"), "abr"));
         }
+        // The public watch page: what a viewer without an account opens (`/playout/ID` is the
+        // signed-in operator's overview).
         let live = LiveWebEntry {
-            url: format!("{base}/playout/{id}"),
+            url: format!("{base}/watch/{id}"),
             kind: "live".into(),
             id: id.clone(),
             stream_id: id.clone(),

@@ -29,8 +29,8 @@ pub fn router(state: &AppState) -> axum::Router<AppState> {
         ))
 }
 
-/// Pages that need a signed-in user; `/login`, public clip pages, assets and server functions
-/// are not among them.
+/// Pages that need a signed-in user; `/login`, public clip pages, the public watch and embed
+/// pages, assets and server functions are not among them.
 fn is_private_page(path: &str) -> bool {
     path == "/"
         || [
@@ -76,6 +76,8 @@ mod tests {
         assert!(is_private_page("/streams/new"));
         assert!(!is_private_page("/login"));
         assert!(!is_private_page("/clip/abc"));
+        assert!(!is_private_page("/watch/abc"));
+        assert!(!is_private_page("/embed/abc"));
         assert!(!is_private_page("/pkg/liveproc.js"));
     }
 }
