@@ -128,7 +128,7 @@ impl Store {
         let id = new_id();
         let job = ClipJob {
             replay_dir: playlist
-                .strip_suffix("/index.m3u8")
+                .strip_suffix(&format!("/{}", crate::asset_kind::REPLAY_PLAYLIST))
                 .unwrap_or(&playlist)
                 .to_string(),
             started_at_ms: started_at,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use domain::asset_kind::REPLAY_PLAYLIST;
 use domain::AssetKind;
 
 use super::mux::cmaf::Segment;
@@ -49,7 +50,7 @@ impl ReplaySink {
                 stream_id: session.stream_id.clone(),
                 session_id: Some(session.session_id.clone()),
                 kind: AssetKind::Replay,
-                path: format!("{rel}/{}", domain::asset_kind::REPLAY_PLAYLIST),
+                path: format!("{rel}/{REPLAY_PLAYLIST}"),
                 index: 0,
                 width: None,
                 height: None,
@@ -135,9 +136,10 @@ impl ReplaySink {
             None
         };
         let text = render_playlist(self.entries.iter().copied(), kind, ended);
-        let tmp = self.dir.join("index.m3u8.tmp");
+        let playlist = self.dir.join(REPLAY_PLAYLIST);
+        let tmp = playlist.with_extension("m3u8.tmp");
         tokio::fs::write(&tmp, text).await?;
-        tokio::fs::rename(&tmp, self.dir.join("index.m3u8")).await
+        tokio::fs::rename(&tmp, playlist).await
     }
 
     pub(crate) async fn end(self) {
