@@ -90,6 +90,81 @@ pub async fn stream_group(id: String) -> Result<Vec<StreamView>, ApiError> {
     s.group(&p, &id, 10).await
 }
 
+/// What "Load more" adds to one of the stream page's lists: a page of it, newest first, and
+/// where the next page starts (`None` at the end). The first page is asked for without a
+/// cursor and replaces the few entries the stream object carried.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct More<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// How many entries "Load more" adds at a time.
+pub const MORE: i64 = 50;
+
+#[cfg(feature = "ssr")]
+async fn page_of<T>(
+    id: &str,
+    list: &str,
+    cursor: Option<String>,
+    pick: impl Fn(domain::view::PageItem) -> Option<T>,
+) -> Result<More<T>, ApiError> {
+    let (s, p) = principal().await?;
+    let kind = domain::store::ListKind::parse(list).ok_or_else(|| ApiError::not_found("list"))?;
+    let page = s.page(&p, id, kind, cursor.as_deref(), MORE).await?;
+    Ok(More {
+        items: page.items.into_iter().filter_map(pick).collect(),
+        next: page.next,
+    })
+}
+
+/// A page of stream `id`'s recordings.
+#[server]
+pub async fn more_recordings(
+    id: String,
+    cursor: Option<String>,
+) -> Result<More<domain::view::VodEntry>, ApiError> {
+    use domain::view::PageItem;
+    page_of(&id, "recordings", cursor, |i| match i {
+        PageItem::Recording(v) => Some(v),
+        _ => None,
+    })
+    .await
+}
+
+/// A page of stream `id`'s replay sessions.
+#[server]
+pub async fn more_replays(
+    id: String,
+    cursor: Option<String>,
+) -> Result<More<ReplayEntry>, ApiError> {
+    use domain::view::PageItem;
+    page_of(&id, "replays", cursor, |i| match i {
+        PageItem::Replay(r) => Some(r),
+        _ => None,
+    })
+    .await
+}
+
+/// A page of stream `id`'s thumbnails or motion clips (`list`): (created at, URL).
+#[server]
+pub async fn more_history(
+    id: String,
+    list: String,
+    cursor: Option<String>,
+) -> Result<More<(String, String)>, ApiError> {
+    use domain::view::PageItem;
+    if list != "thumbnails" && list != "motionclips" {
+        return Err(ApiError::not_found("list"));
+    }
+    page_of(&id, &list, cursor, |i| match i {
+        PageItem::Thumbnail(t) => Some((t.created_at, t.url)),
+        PageItem::MotionClip(c) => Some((c.created_at, c.url)),
+        _ => None,
+    })
+    .await
+}
+
 /// Creates a stream group; answers the passthrough stream's id.
 #[server(input = Json)]
 pub async fn create_stream_group(req: CreateStream) -> Result<String, ApiError> {
@@ -141,11 +216,29 @@ pub async fn delete_clip(id: String) -> Result<(), ApiError> {
     s.delete_clip(&p, &id).await
 }
 
-/// A stream for its public watch and embed pages: needs no sign-in.
+/// A stream for its public watch and embed pages: needs no sign-in; a signing organisation's
+/// pages need their link's `expires` and `sig`.
 #[server]
-pub async fn stream_to_watch(id: String) -> Result<domain::view::PublicStream, ApiError> {
+pub async fn stream_to_watch(
+    id: String,
+    expires: Option<i64>,
+    sig: Option<String>,
+) -> Result<domain::view::PublicStream, ApiError> {
     let s = services()?;
-    s.store.public_stream(&id, &s.urls).await
+    let signature = expires.zip(sig.as_deref());
+    s.store.public_stream(&id, signature, &s.urls).await
+}
+
+/// A session's replay for its public watch and embed pages, as [`stream_to_watch`].
+#[server]
+pub async fn replay_to_watch(
+    session: String,
+    expires: Option<i64>,
+    sig: Option<String>,
+) -> Result<domain::view::PublicReplay, ApiError> {
+    let s = services()?;
+    let signature = expires.zip(sig.as_deref());
+    s.store.public_replay(&session, signature, &s.urls).await
 }
 
 /// A clip for its public share page: needs no sign-in.

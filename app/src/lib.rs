@@ -57,6 +57,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/clip/:id") view=pages::clip::ClipPage ssr=SsrMode::Async/>
                 <Route path=path!("/watch/:id") view=pages::watch::WatchPage/>
                 <Route path=path!("/embed/:id") view=pages::watch::EmbedPage/>
+                <Route path=path!("/watch/replay/:session") view=pages::watch::WatchReplayPage/>
+                <Route path=path!("/embed/replay/:session") view=pages::watch::EmbedReplayPage/>
             </Routes>
         </Router>
     }

@@ -168,7 +168,7 @@ impl Services {
         self.group(p, &passthrough, DEFAULT_ASSET_LIMIT).await
     }
 
-    /// A page of a stream's recordings, sessions, thumbnails, motion clips or clips.
+    /// A page of a stream's recordings, replays, sessions, thumbnails, motion clips or clips.
     pub async fn page(
         &self,
         p: &Principal,

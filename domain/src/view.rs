@@ -79,7 +79,7 @@ pub struct LiveStats {
 }
 
 /// One ingest from start to stop, with what ingest learnt about its media.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SessionView {
@@ -96,6 +96,8 @@ pub struct SessionView {
     pub width: Option<i64>,
     pub height: Option<i64>,
     pub audio_sample_rate: Option<i64>,
+    /// Video frames per second over the session's media time; set when the session ends.
+    pub fps: Option<f64>,
     pub end_reason: Option<String>,
     /// What the session dropped or refused, and why (a track the server cannot carry, a
     /// second publisher turned away).
@@ -252,8 +254,12 @@ pub struct VodEntry {
 #[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ReplayEntry {
-    /// The rewatch page.
+    /// The rewatch page (signed-in operators: rewatch, clip & share).
     pub url: String,
+    /// The public replay page for viewers without an account (`/watch/replay/SESSION`; its
+    /// embeddable twin is `/embed/replay/SESSION` with the same query), signed when the
+    /// organisation signs its URLs.
+    pub watch: String,
     /// The session's HLS playlist.
     pub hls: String,
     /// Always "session".
@@ -477,10 +483,24 @@ pub struct PageView {
 #[serde(untagged)]
 pub enum PageItem {
     Recording(VodEntry),
+    Replay(ReplayEntry),
     Session(SessionView),
     Thumbnail(ImageEntry),
     MotionClip(ClipEntry),
     Clip(ClipView),
+}
+
+/// What a public replay page needs of a session (`/watch/replay/SESSION`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicReplay {
+    pub session_id: String,
+    pub stream_id: String,
+    pub title: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    /// The session's replay playlist (signed when the organisation signs).
+    pub hls: String,
 }
 
 /// What a public watch or embed page needs of a stream (`/watch/ID`, `/embed/ID`): no sign-in,

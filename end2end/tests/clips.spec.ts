@@ -80,5 +80,19 @@ test('rewatch a finished session, cut a clip on the timeline, share it with a si
     .poll(() => clipVideo.evaluate((v) => (v as HTMLVideoElement).currentTime), { timeout: 15_000 })
     .toBeGreaterThan(1);
   expect(await clipVideo.evaluate((v) => (v as HTMLVideoElement).error)).toBeNull();
+
+  // The session's public replay page, from the stream page's viewer link: it plays signed out.
+  await page.goto(`/stream/${id}`);
+  await hydrated(page);
+  const watchUrl = (await page.getByTestId('replay-watch').first().getAttribute('href'))!;
+  expect(watchUrl).toMatch(new RegExp(`/watch/replay/${session}$`));
+  await viewer.goto(watchUrl);
+  await expect(viewer.getByTestId('state')).toHaveText('replay');
+  const replayVideo = viewer.locator('video[data-replay]');
+  await expect
+    .poll(() => replayVideo.evaluate((v) => (v as HTMLVideoElement).currentTime), { timeout: 20_000 })
+    .toBeGreaterThan(1);
+  expect(await viewer.evaluate(() => document.querySelector('header nav a[href="/streams/new"]'))).toBeNull();
+  await viewer.screenshot({ path: 'test-results/watch-replay.png', fullPage: true });
   await guest.close();
 });

@@ -37,3 +37,16 @@ export function publish(streamname: string, seconds: number, size = '1280x720') 
     '-c:a', 'aac', '-b:a', '64k', '-f', 'flv', `${rtmp}/live/${streamname}`,
   ], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
+
+/** ffmpeg sending `seconds` of small video and audio at `speed` times real time (a keyframe
+ *  exactly every second), to make many assets quickly. */
+export function publishFast(streamname: string, seconds: number, speed: number) {
+  return spawn('ffmpeg', [
+    '-hide_banner', '-loglevel', 'error',
+    '-readrate', String(speed), '-f', 'lavfi', '-i', 'testsrc2=size=160x90:rate=25',
+    '-readrate', String(speed), '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+    '-t', String(seconds),
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-g', '25', '-keyint_min', '25',
+    '-sc_threshold', '0', '-c:a', 'aac', '-b:a', '32k', '-f', 'flv', `${rtmp}/live/${streamname}`,
+  ], { stdio: ['ignore', 'ignore', 'inherit'] });
+}

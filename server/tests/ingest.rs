@@ -73,6 +73,11 @@ async fn publish_goes_live_with_session_and_hls_then_idle() {
     assert!(status.success(), "ffmpeg published cleanly");
     let idle = until(&r, &id, "idle", |s| s["state"] == "idle").await;
     assert!(idle["sessions"][0]["endedAt"].is_string());
+    // ffmpeg sent 25 fps: the ended session keeps that rate (media time, not arrival).
+    let fps = idle["sessions"][0]["fps"]
+        .as_f64()
+        .expect("fps on the ended session");
+    assert!((fps - 25.0).abs() < 0.5, "{fps}");
     assert_eq!(idle["live"], Value::Null);
     let (_, playlist) = get(&r, &format!("/hls/{id}/index.m3u8")).await;
     assert!(String::from_utf8_lossy(&playlist).ends_with("#EXT-X-ENDLIST\n"));

@@ -48,6 +48,15 @@ async fn replay_keeps_the_session_and_ends_its_playlist() {
         "/replay/{}",
         replay["sessionId"].as_str().unwrap()
     )));
+    // The paged list of replays lists the same entry.
+    let id = s["id"].as_str().unwrap();
+    let page = r
+        .app
+        .get(&format!("/api/v1/stream/{id}/replays"), OP)
+        .await
+        .body;
+    assert_eq!(page["items"], json!([replay.clone()]), "{page}");
+    assert_eq!(page["next"], Value::Null);
     let text = fetch_text(&r, replay["hls"].as_str().unwrap()).await;
     assert!(text.contains("#EXT-X-PLAYLIST-TYPE:EVENT"), "{text}");
     assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
@@ -65,6 +74,99 @@ async fn replay_keeps_the_session_and_ends_its_playlist() {
     }
     let probed = format_duration(&ffprobe_json(&file, &["-show_entries", "format=duration"]));
     assert!((probed - 7.0).abs() <= 1.0, "replay decodes: {probed}");
+    r.stop().await;
+}
+
+/// A site path's HTML (a page, rendered on the server).
+async fn page(r: &Running, url: &str) -> String {
+    let path = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
+    let (status, body) = get(r, path).await;
+    assert_eq!(status, 200, "{path}");
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn public_replay_pages_and_signed_page_links() {
+    let r = Running::start().await;
+    let s = ended_replay(&r, 3).await;
+    let id = s["id"].as_str().unwrap();
+    let replay = &s["playout"]["replay"][0];
+    let session = replay["sessionId"].as_str().unwrap();
+    let watch = replay["watch"].as_str().unwrap();
+    assert!(
+        watch.ends_with(&format!("/watch/replay/{session}")),
+        "{watch}"
+    );
+    // A viewer without an account gets the player of the session's replay, and its embed.
+    let hls = asset_path(replay["hls"].as_str().unwrap());
+    let html = page(&r, watch).await;
+    assert!(
+        html.contains("data-hls-src=\"http") && html.contains(&hls),
+        "{html}"
+    );
+    let html = page(&r, &format!("/embed/replay/{session}")).await;
+    assert!(html.contains(&hls), "{html}");
+    assert!(page(&r, "/watch/replay/nosuchsession")
+        .await
+        .contains("not found"));
+
+    // An organisation that signs its URLs hands out signed page links, and only those work.
+    let a = r
+        .app
+        .put(
+            "/api/v1/organisation/asset-access",
+            OP,
+            json!({"signedUrls": true}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let s = stream(&r, id).await;
+    let watch = s["playout"]["replay"][0]["watch"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        watch.contains(&format!("/watch/replay/{session}?expires=")),
+        "{watch}"
+    );
+    let live = s["playout"]["web"][0]["url"].as_str().unwrap().to_string();
+    assert!(live.contains(&format!("/watch/{id}?expires=")), "{live}");
+    let refused = "need a signed URL";
+    assert!(page(&r, &format!("/watch/replay/{session}"))
+        .await
+        .contains(refused));
+    assert!(page(&r, &format!("/embed/replay/{session}"))
+        .await
+        .contains(refused));
+    assert!(page(&r, &format!("/watch/{id}")).await.contains(refused));
+    // A link for one session does not open another page.
+    let query = watch.split_once('?').unwrap().1;
+    assert!(page(&r, &format!("/watch/{id}?{query}"))
+        .await
+        .contains("does not match"));
+    let tampered = format!(
+        "{}0",
+        watch.trim_end_matches(|c: char| c.is_ascii_hexdigit())
+    );
+    assert!(page(&r, &tampered).await.contains("does not match"));
+    // The signed link plays: its page hands out a signed playlist URL that serves.
+    let html = page(&r, &watch).await;
+    assert!(!html.contains(refused), "{html}");
+    let signed_hls = html
+        .split("data-hls-src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a player")
+        .to_string();
+    assert!(signed_hls.contains("/assets/s/"), "{signed_hls}");
+    assert_eq!(get(&r, &asset_path(&signed_hls)).await.0, 200);
+    let html = page(&r, &live).await;
+    assert!(
+        !html.contains(refused) && html.contains("watch-title"),
+        "{html}"
+    );
     r.stop().await;
 }
 

@@ -8,8 +8,11 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::{stream_group, whoami, SaveProcessing, SaveProfiles};
+use crate::api::{
+    more_history, more_recordings, more_replays, stream_group, whoami, SaveProcessing, SaveProfiles,
+};
 use crate::components::layout::Layout;
+use crate::components::load_more::{load_more, Pager};
 use crate::components::processing_form::ProcessingForm;
 use crate::components::{CopyButton, ErrorNote, Tabs};
 
@@ -208,15 +211,17 @@ fn Overview(
 #[component]
 pub(crate) fn StreamProcessing(stream: StreamView) -> impl IntoView {
     let p = stream.processing.settings;
-    // What the last session really was (its picture size, and its frame rate while live);
-    // the profile's nominal size before any session.
-    let quality = match stream
-        .sessions
-        .first()
-        .and_then(|s| Some((s.width?, s.height?)))
-    {
-        Some((w, h)) => match stream.live.as_ref().filter(|l| l.fps > 0.0) {
-            Some(l) => format!("{w}×{h} {:.0} fps", l.fps),
+    // What the last session really was: its picture size and frame rate (measured while
+    // live, kept when it ended); the profile's nominal size before any session.
+    let last = stream.sessions.first();
+    let fps = match (stream.live.as_ref(), last) {
+        (Some(l), _) if l.fps > 0.0 => Some(l.fps),
+        (None, Some(s)) => s.fps,
+        _ => None,
+    };
+    let quality = match last.and_then(|s| Some((s.width?, s.height?))) {
+        Some((w, h)) => match fps {
+            Some(f) => format!("{w}×{h} {f:.0} fps"),
             None => format!("{w}×{h}"),
         },
         None => profile_quality(&stream.profile).to_string(),
@@ -302,7 +307,14 @@ pub(crate) fn StreamProcessing(stream: StreamView) -> impl IntoView {
                duration: String,
                count: i64| {
         let latest = latest_url(name);
-        let links = history(name);
+        let links = Pager::new(history(name), count);
+        let list = if name == "thumbnail" {
+            "thumbnails"
+        } else {
+            "motionclips"
+        };
+        let id = stream.id.clone();
+        let fetch = move |cursor| more_history(id.clone(), list.to_string(), cursor);
         let label = match name {
             "thumbnail" => "Thumbnail",
             "motionclip" => "Motion Clip",
@@ -333,11 +345,12 @@ pub(crate) fn StreamProcessing(stream: StreamView) -> impl IntoView {
                             <summary>{format!("{label} resource links")}</summary>
                             <ul class="links">
                                 <li>"Latest (always the newest): "<a href=url.clone()>{url.clone()}</a></li>
-                                {links.into_iter().map(|(at, u)| view! {
+                                {move || links.items.get().into_iter().map(|(at, u)| view! {
                                     <li>{at.replace('T', " ").trim_end_matches('Z').chars().take(19).collect::<String>()}
                                         " "<a href=u.clone()>{u.clone()}</a></li>
                                 }).collect_view()}
                             </ul>
+                            {load_more(links, list, fetch)}
                         </details>
                     </td>
                 </tr>
@@ -389,23 +402,28 @@ pub(crate) fn StreamProcessing(stream: StreamView) -> impl IntoView {
                 view! { <p class="muted">"No replay sessions yet."</p> }.into_any()
             } else {
                 let latest = stream.playout.replay.first().map(|r| r.url.clone());
+                let replays = Pager::new(stream.playout.replay.clone(), stream.asset_counts.replay);
+                let id = stream.id.clone();
                 view! {
                     <div class="table-wrap">
                         <table class="details replay">
-                            <thead><tr><th>"Session date (UTC)"</th><th>"HLS file"</th><th>"Rewatch"</th><th>"Clip & Share"</th></tr></thead>
+                            <thead><tr><th>"Session date (UTC)"</th><th>"HLS file"</th><th>"Rewatch"</th><th>"Clip & Share"</th><th>"Viewer page"</th></tr></thead>
                             <tbody>
-                                {stream.playout.replay.iter().map(|r| view! {
+                                {move || replays.items.get().into_iter().map(|r| view! {
                                     <tr data-session=r.session_id.clone()>
                                         <td>{r.started_at.replace('T', " ").trim_end_matches('Z').chars().take(19).collect::<String>()}
                                             {r.ended_at.is_none().then_some(" (live)")}</td>
                                         <td><a href=r.hls.clone()>"index.m3u8"</a></td>
                                         <td><a href=format!("/replay/{}", r.session_id)>"Rewatch"</a></td>
                                         <td><a href=format!("/replay/{}#clip", r.session_id)>"Clip & Share"</a></td>
+                                        <td><a href=r.watch.clone() data-testid="replay-watch">"Watch"</a>
+                                            " "<CopyButton text=r.watch.clone() label="Copy the viewer page URL"/></td>
                                     </tr>
                                 }).collect_view()}
                             </tbody>
                         </table>
                     </div>
+                    {load_more(replays, "replays", move |cursor| more_replays(id.clone(), cursor))}
                     {latest.map(|u| view! {
                         <p class="actions">
                             <a href=u.clone()>"Rewatch the latest session"</a>
@@ -419,6 +437,8 @@ pub(crate) fn StreamProcessing(stream: StreamView) -> impl IntoView {
                 view! { <p class="muted">"No recordings yet."</p> }.into_any()
             } else {
                 let newest = vods.iter().find(|v| v.status == "ready").map(|v| v.url.clone());
+                let recordings = Pager::new(vods, stream.asset_counts.recording);
+                let id = stream.id.clone();
                 view! {
                     {newest.map(|u| view! {
                         <video class="vod" controls preload="metadata" src=u data-testid="recording-player"></video>
@@ -427,7 +447,7 @@ pub(crate) fn StreamProcessing(stream: StreamView) -> impl IntoView {
                         <table class="details recordings">
                             <thead><tr><th>"Session date (UTC)"</th><th>"Recording file"</th><th>"Duration"</th><th>"Size"</th></tr></thead>
                             <tbody>
-                                {vods.into_iter().map(|v| view! {
+                                {move || recordings.items.get().into_iter().map(|v| view! {
                                     <tr data-recording=v.index>
                                         <td>{v.created_at.replace('T', " ").trim_end_matches('Z').chars().take(19).collect::<String>()}
                                             {(v.status != "ready").then(|| format!(" ({})", v.status))}</td>
@@ -443,6 +463,7 @@ pub(crate) fn StreamProcessing(stream: StreamView) -> impl IntoView {
                             </tbody>
                         </table>
                     </div>
+                    {load_more(recordings, "recordings", move |cursor| more_recordings(id.clone(), cursor))}
                 }.into_any()
             }}
         </div>

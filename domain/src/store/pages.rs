@@ -1,4 +1,4 @@
-//! Paged lists of a stream's recordings, sessions, thumbnails, motion clips and clips: every
+//! Paged lists of a stream's recordings, replays, sessions, thumbnails, motion clips and clips: every
 //! one of them, newest first, a page at a time. The stream object keeps its `asset_limit`
 //! newest of each; these go further. The cursor is opaque to clients: the last item's time and
 //! id, so pages neither repeat nor skip items while new ones arrive.
@@ -15,6 +15,7 @@ pub const PAGE_MAX: i64 = 200;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListKind {
     Recordings,
+    Replays,
     Sessions,
     Thumbnails,
     MotionClips,
@@ -26,6 +27,7 @@ impl ListKind {
     pub fn parse(segment: &str) -> Option<ListKind> {
         Some(match segment {
             "recordings" => ListKind::Recordings,
+            "replays" => ListKind::Replays,
             "sessions" => ListKind::Sessions,
             "thumbnails" => ListKind::Thumbnails,
             "motionclips" => ListKind::MotionClips,
@@ -37,6 +39,7 @@ impl ListKind {
     fn asset(self) -> Option<AssetKind> {
         match self {
             ListKind::Recordings => Some(AssetKind::Recording),
+            ListKind::Replays => Some(AssetKind::Replay),
             ListKind::Thumbnails => Some(AssetKind::Thumbnail),
             ListKind::MotionClips => Some(AssetKind::MotionClip),
             ListKind::Sessions | ListKind::Clips => None,
@@ -97,12 +100,19 @@ impl Store {
                 streamname: &row.streamname,
             };
             for a in rows {
-                keys.push((a.created_at, a.id.clone()));
-                items.push(match kind {
+                let item = match kind {
                     ListKind::Recordings => PageItem::Recording(e.vod(&a)),
+                    // The replay writer always names the session; a row without one is not a
+                    // replay anyone can watch.
+                    ListKind::Replays => match e.replay(&a) {
+                        Some(r) => PageItem::Replay(r),
+                        None => continue,
+                    },
                     ListKind::Thumbnails => PageItem::Thumbnail(e.image(&a)),
                     _ => PageItem::MotionClip(e.motion_clip(&a)),
-                });
+                };
+                keys.push((a.created_at, a.id.clone()));
+                items.push(item);
             }
         } else if kind == ListKind::Sessions {
             let inner = format!("{SESSION_SELECT} WHERE stream_id = $1");

@@ -101,12 +101,20 @@ impl Store {
         Ok(())
     }
 
-    pub async fn end_session(&self, id: &str, reason: &str) -> Result<(), ApiError> {
+    /// Ends a session with why, and its frame rate over its media time when it had video.
+    pub async fn end_session(
+        &self,
+        id: &str,
+        reason: &str,
+        fps: Option<f64>,
+    ) -> Result<(), ApiError> {
         sqlx::query(
-            "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL",
+            "UPDATE sessions SET ended_at = $1, end_reason = $2, fps = $3 \
+             WHERE id = $4 AND ended_at IS NULL",
         )
         .bind(now_ms())
         .bind(reason)
+        .bind(fps)
         .bind(id)
         .execute(&self.pool)
         .await?;
@@ -197,7 +205,7 @@ pub struct SessionCodecs {
 
 pub(super) const SESSION_SELECT: &str =
     "SELECT id, started_at, ended_at, source, app, video_codec, audio_codec, width, height, \
-     audio_sample_rate, end_reason, warnings FROM sessions";
+     audio_sample_rate, fps, end_reason, warnings FROM sessions";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct SessionRow {
@@ -211,6 +219,7 @@ pub(super) struct SessionRow {
     pub(super) width: Option<i64>,
     pub(super) height: Option<i64>,
     pub(super) audio_sample_rate: Option<i64>,
+    pub(super) fps: Option<f64>,
     pub(super) end_reason: Option<String>,
     pub(super) warnings: Option<String>,
 }
@@ -228,6 +237,7 @@ impl SessionRow {
             width: self.width,
             height: self.height,
             audio_sample_rate: self.audio_sample_rate,
+            fps: self.fps,
             end_reason: self.end_reason,
             warnings: self
                 .warnings

@@ -62,6 +62,40 @@ impl AssetSigner {
         format!("{SIGNED_PREFIX}{expires}/{sig}/{path}")
     }
 
+    /// The query that signs a public page link (`?expires=E&sig=S`) for `subject`: a stream
+    /// (`stream/ID`, its watch and embed pages) or a session (`replay/ID`). The same lifetime as
+    /// asset URLs; a page so opened hands out asset URLs of its own.
+    pub fn sign_page(&self, subject: &str, now_s: i64) -> String {
+        let expires = (now_s + self.ttl + ROUND - 1) / ROUND * ROUND;
+        let sig = hex::encode(self.page_mac(expires, subject).finalize().into_bytes());
+        format!("?expires={expires}&sig={sig}")
+    }
+
+    fn page_mac(&self, expires: i64, subject: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
+        // A page's message cannot be taken for an asset folder's (those have no "page").
+        mac.update(format!("page\n{expires}\n{subject}").as_bytes());
+        mac
+    }
+
+    /// Checks a page link's signature and expiry for `subject`.
+    pub fn verify_page(
+        &self,
+        subject: &str,
+        signature: Option<(i64, &str)>,
+        now_s: i64,
+    ) -> Result<(), Refused> {
+        let (expires, sig_hex) = signature.ok_or(Refused::Required)?;
+        let sig = hex::decode(sig_hex).map_err(|_| Refused::Invalid)?;
+        self.page_mac(expires, subject)
+            .verify_slice(&sig)
+            .map_err(|_| Refused::Invalid)?;
+        if now_s >= expires {
+            return Err(Refused::Expired);
+        }
+        Ok(())
+    }
+
     /// Checks a signature (constant-time) and its expiry for `path`.
     pub fn verify(
         &self,
@@ -78,6 +112,27 @@ impl AssetSigner {
             return Err(Refused::Expired);
         }
         Ok(())
+    }
+}
+
+impl Refused {
+    /// The 403 a refused asset or page answers; `what` is "assets" or "pages".
+    pub fn error(self, what: &str) -> ApiError {
+        let (code, message) = match self {
+            Refused::Required => (
+                "signature_required",
+                format!("this organisation's {what} need a signed URL; take the URL from the API"),
+            ),
+            Refused::Invalid => (
+                "signature_invalid",
+                "the URL's signature does not match".to_string(),
+            ),
+            Refused::Expired => (
+                "signature_expired",
+                "the signed URL has expired; take a new one from the API".to_string(),
+            ),
+        };
+        ApiError::new(403, code, message)
     }
 }
 

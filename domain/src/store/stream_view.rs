@@ -7,13 +7,21 @@ pub const DEFAULT_ASSET_LIMIT: i64 = 10;
 
 impl Store {
     /// A stream for its public watch and embed pages (no principal: stream ids are not
-    /// guessable, and live HLS is public already).
-    pub async fn public_stream(&self, id: &str, urls: &Urls) -> Result<PublicStream, ApiError> {
+    /// guessable). An organisation that signs its asset URLs signs these page links too:
+    /// `signature` is the link's `(expires, sig)`.
+    pub async fn public_stream(
+        &self,
+        id: &str,
+        signature: Option<(i64, &str)>,
+        urls: &Urls,
+    ) -> Result<PublicStream, ApiError> {
         let row = sqlx::query_as::<_, StreamRow>(&format!("{STREAM_SELECT} WHERE s.id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| ApiError::not_found("stream"))?;
+        self.check_page(id, &format!("stream/{id}"), signature)
+            .await?;
         let live = sqlx::query("SELECT id FROM sessions WHERE stream_id = $1 AND ended_at IS NULL")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -26,14 +34,68 @@ impl Store {
         };
         Ok(PublicStream {
             hls: format!("{}/hls/{id}/{playlist}", urls.public),
-            title: if row.name.is_empty() {
-                row.streamname.clone()
-            } else {
-                row.name.clone()
-            },
+            title: row.title(),
             state: if live { "live" } else { "idle" }.into(),
             id: row.id,
         })
+    }
+
+    /// A session's replay for its public watch and embed pages: like [`Store::public_stream`],
+    /// with the replay's HLS URL signed when the organisation signs its assets.
+    pub async fn public_replay(
+        &self,
+        session_id: &str,
+        signature: Option<(i64, &str)>,
+        urls: &Urls,
+    ) -> Result<PublicReplay, ApiError> {
+        let asset: Option<AssetRow> = sqlx::query_as(
+            "SELECT a.id, a.session_id, a.path, a.status, a.created_at, a.duration_ms, \
+             a.width, a.height, a.size_bytes, a.idx, ss.started_at, ss.ended_at FROM assets a \
+             JOIN sessions ss ON ss.id = a.session_id \
+             WHERE a.session_id = $1 AND a.kind = 'replay'",
+        )
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let stream: Option<(String,)> =
+            sqlx::query_as("SELECT stream_id FROM sessions WHERE id = $1")
+                .bind(session_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let (Some(a), Some((stream_id,))) = (asset, stream) else {
+            return Err(ApiError::not_found("replay of this session"));
+        };
+        self.check_page(&stream_id, &format!("replay/{session_id}"), signature)
+            .await?;
+        let row = sqlx::query_as::<_, StreamRow>(&format!("{STREAM_SELECT} WHERE s.id = $1"))
+            .bind(&stream_id)
+            .fetch_one(&self.pool)
+            .await?;
+        let signer = self.asset_signer_of_stream(&stream_id).await?;
+        Ok(PublicReplay {
+            session_id: session_id.to_string(),
+            title: row.title(),
+            started_at: rfc3339(a.started_at.unwrap_or(a.created_at)),
+            ended_at: a.ended_at.map(rfc3339),
+            hls: asset_url(&urls.public, signer.as_ref(), &a.path),
+            stream_id,
+        })
+    }
+
+    /// Whether a public page of `stream_id`'s may be shown: always, unless its organisation
+    /// signs; then only through a valid link for `subject`.
+    async fn check_page(
+        &self,
+        stream_id: &str,
+        subject: &str,
+        signature: Option<(i64, &str)>,
+    ) -> Result<(), ApiError> {
+        match self.asset_signer_of_stream(stream_id).await? {
+            Some(signer) => signer
+                .verify_page(subject, signature, now_ms() / 1000)
+                .map_err(|r| r.error("pages")),
+            None => Ok(()),
+        }
     }
 
     pub(super) async fn views(
@@ -183,6 +245,12 @@ impl Store {
         let base = &urls.public;
         let id = &row.id;
         let signer = self.asset_signer_of_stream(id).await?;
+        let e = Entries {
+            base,
+            signer,
+            stream_id: id,
+            streamname: &row.streamname,
+        };
         let link = |url: String, kind: &str| Link {
             url,
             kind: kind.into(),
@@ -195,7 +263,7 @@ impl Store {
         // The public watch page: what a viewer without an account opens (`/playout/ID` is the
         // signed-in operator's overview).
         let live = LiveWebEntry {
-            url: format!("{base}/watch/{id}"),
+            url: e.page(&format!("/watch/{id}"), &format!("stream/{id}")),
             kind: "live".into(),
             id: id.clone(),
             stream_id: id.clone(),
@@ -212,12 +280,6 @@ impl Store {
             web: vec![WebEntry::Live(live)],
             renditions: self.renditions(row, urls).await?,
             ..Playout::default()
-        };
-        let e = Entries {
-            base,
-            signer,
-            stream_id: id,
-            streamname: &row.streamname,
         };
         for a in self.assets(id, "recording", limit).await? {
             out.web.push(WebEntry::Vod(e.vod(&a)));
@@ -264,6 +326,18 @@ impl Entries<'_> {
         asset_url(self.base, self.signer.as_ref(), path)
     }
 
+    /// A public page's link (`/watch/...`), signed for `subject` when the organisation signs.
+    pub(super) fn page(&self, path: &str, subject: &str) -> String {
+        match &self.signer {
+            Some(s) => format!(
+                "{}{path}{}",
+                self.base,
+                s.sign_page(subject, now_ms() / 1000)
+            ),
+            None => format!("{}{path}", self.base),
+        }
+    }
+
     pub(super) fn vod(&self, a: &AssetRow) -> VodEntry {
         VodEntry {
             url: self.url(&a.path),
@@ -283,6 +357,10 @@ impl Entries<'_> {
         let session = a.session_id.clone()?;
         Some(ReplayEntry {
             url: format!("{}/replay/{session}", self.base),
+            watch: self.page(
+                &format!("/watch/replay/{session}"),
+                &format!("replay/{session}"),
+            ),
             hls: self.url(&a.path),
             kind: "session".into(),
             index: a.idx,

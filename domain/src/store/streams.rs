@@ -541,3 +541,14 @@ pub(super) struct StreamRow {
     pub(super) source: Option<String>,
     pub(super) profile_streams: i64,
 }
+
+impl StreamRow {
+    /// What a page calls the stream: its name, else its stream name.
+    pub(super) fn title(&self) -> String {
+        if self.name.is_empty() {
+            self.streamname.clone()
+        } else {
+            self.name.clone()
+        }
+    }
+}

@@ -203,7 +203,7 @@ struct PageQuery {
 /// at a time (the stream object holds only the newest `asset_limit`).
 #[utoipa::path(get, path = "/api/v1/stream/{id}/{kind}", tag = "streams",
     params(("id" = String, Path),
-        ("kind" = String, Path, description = "recordings, sessions, thumbnails, motionclips or clips"),
+        ("kind" = String, Path, description = "recordings, replays, sessions, thumbnails, motionclips or clips"),
         PageQuery),
     responses((status = 200, body = PageView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]

@@ -63,18 +63,7 @@ async fn allowed(s: &AppState, path: &str, signature: Option<(i64, &str)>) -> Re
     if s.services.store.is_public_clip_file(path).await? {
         return Ok(());
     }
-    let (code, message) = match refused {
-        Refused::Required => (
-            "signature_required",
-            "this organisation's assets need a signed URL; take the URL from the API",
-        ),
-        Refused::Invalid => ("signature_invalid", "the URL's signature does not match"),
-        Refused::Expired => (
-            "signature_expired",
-            "the signed URL has expired; take a new one from the API",
-        ),
-    };
-    Err(ApiError::new(403, code, message))
+    Err(refused.error("assets"))
 }
 
 async fn asset(State(s): State<AppState>, Path(path): Path<String>, req: Request) -> Response {

@@ -341,7 +341,7 @@ impl Engine {
         if let Err(e) = self
             .shared
             .store
-            .end_session(&session.session_id, reason)
+            .end_session(&session.session_id, reason, session.stats.media_fps())
             .await
         {
             tracing::error!(error = %e, session = %session.session_id, "could not end session");

@@ -12,7 +12,7 @@ use domain::Processing;
 
 use super::assets::Assets;
 use super::bus::Bus;
-use super::frame::{Event, Track};
+use super::frame::{Event, Track, VIDEO_TIMESCALE};
 use super::workers::Workers;
 use crate::metrics::{Latencies, Prometheus};
 
@@ -90,6 +90,9 @@ pub struct SessionStats {
     pub audio_frames: AtomicU64,
     pub keyframes: AtomicU64,
     last_keyframe_dts: AtomicI64,
+    /// The first and last video DTS (90 kHz), for the session's frame rate by media time.
+    first_video_dts: std::sync::OnceLock<i64>,
+    last_video_dts: AtomicI64,
     /// Milliseconds between the last two keyframes.
     pub keyframe_interval_ms: AtomicI64,
     pub started: std::sync::OnceLock<std::time::Instant>,
@@ -136,6 +139,17 @@ impl SessionStats {
         (next.kbps, next.fps)
     }
 
+    /// The session's frame rate over its media time (what the publisher sent, not how fast it
+    /// arrived): kept on the session when it ends. None before two video frames.
+    pub fn media_fps(&self) -> Option<f64> {
+        let frames = self.video_frames.load(Ordering::Relaxed);
+        let first = *self.first_video_dts.get()?;
+        let span = self.last_video_dts.load(Ordering::Relaxed) - first;
+        (frames > 1 && span > 0).then(|| {
+            ((frames - 1) as f64 * VIDEO_TIMESCALE as f64 / span as f64 * 100.0).round() / 100.0
+        })
+    }
+
     /// Counts a frame on its way to the bus.
     fn count(&self, event: &Event) {
         let Event::Frame(f) = event else { return };
@@ -143,6 +157,8 @@ impl SessionStats {
         match f.track {
             Track::Video => {
                 self.video_frames.fetch_add(1, Ordering::Relaxed);
+                self.first_video_dts.get_or_init(|| f.dts);
+                self.last_video_dts.store(f.dts, Ordering::Relaxed);
                 if f.keyframe {
                     let prev = self.last_keyframe_dts.swap(f.dts, Ordering::Relaxed);
                     if self.keyframes.fetch_add(1, Ordering::Relaxed) > 0 {
