@@ -576,6 +576,106 @@ async fn enhanced_rtmp_h265_is_carried() {
     r.stop().await;
 }
 
+/// The packets of an Ogg stream (RFC 3533): segments of 255 bytes continue a packet, a shorter
+/// one ends it, across pages.
+fn ogg_packets(data: &[u8]) -> Vec<Vec<u8>> {
+    let (mut packets, mut packet, mut at) = (Vec::new(), Vec::new(), 0);
+    while at + 27 <= data.len() && &data[at..at + 4] == b"OggS" {
+        let segments = data[at + 26] as usize;
+        let table = &data[at + 27..at + 27 + segments];
+        let mut body = at + 27 + segments;
+        for &len in table {
+            packet.extend_from_slice(&data[body..body + len as usize]);
+            body += len as usize;
+            if len < 255 {
+                packets.push(std::mem::take(&mut packet));
+            }
+        }
+        at = body;
+    }
+    packets
+}
+
+/// Enhanced RTMP Opus (E-RTMP v2 audio FourCC `Opus`, as OBS and ffmpeg 7 send it) with H.264:
+/// carried as Opus, no transcoding, recording clean and in sync. Debian's ffmpeg 5.1 cannot send
+/// it: liveproc's publisher sends what ffmpeg encoded (Opus from an Ogg file, H.264 from FLV).
+#[tokio::test]
+async fn enhanced_rtmp_opus_is_carried() {
+    use bytes::Bytes;
+    use liveproc::bench::media::{read_flv, Tag};
+    let dir = tempfile::tempdir().unwrap();
+    let (video, audio) = (dir.path().join("video.flv"), dir.path().join("audio.ogg"));
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"])
+        .args(["-i", "testsrc2=size=640x360:rate=25", "-t", "6"])
+        // No B-frames: the FLV would show its first picture 80 ms after the audio starts.
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-bf", "0",
+        ])
+        .args(["-pix_fmt", "yuv420p"])
+        .args(["-an", "-f", "flv"])
+        .arg(&video)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"])
+        .args([
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "6",
+            "-ac",
+            "2",
+        ])
+        .args(["-c:a", "libopus", "-b:a", "64k", "-f", "ogg"])
+        .arg(&audio)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut tags: Vec<Tag> = read_flv(&video)
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.kind == 9)
+        .collect();
+    let packets = ogg_packets(&std::fs::read(&audio).unwrap());
+    assert!(packets[0].starts_with(b"OpusHead") && packets[1].starts_with(b"OpusTags"));
+    tags.push(Tag {
+        kind: 8,
+        timestamp: 0,
+        data: Bytes::from([&[0x90, b'O', b'p', b'u', b's'][..], &packets[0]].concat()),
+    });
+    let mut samples = 0i64;
+    for packet in &packets[2..] {
+        tags.push(Tag {
+            kind: 8,
+            timestamp: (samples / 48) as u32,
+            data: Bytes::from([&[0x91, b'O', b'p', b'u', b's'][..], packet].concat()),
+        });
+        samples += liveproc::media::frame::opus_samples(packet).expect("an Opus packet");
+    }
+    assert!(samples >= 5 * 48_000, "ffmpeg encoded 6 s: {samples}");
+    tags.sort_by_key(|t| (t.timestamp, t.kind));
+
+    let r = Running::start().await;
+    let (id, name) = stream_with_processes(&r).await;
+    liveproc::bench::publisher::publish(r.rtmp, "live", &name, &tags, 6.0)
+        .await
+        .unwrap();
+    let probe = check_recordings(&r, &id, "enhanced RTMP Opus", 1)
+        .await
+        .remove(0);
+    assert_eq!(codec(&probe, "video"), Some("h264"), "{probe}");
+    assert_eq!(codec(&probe, "audio"), Some("opus"), "{probe}");
+    let s = stream(&r, &id).await;
+    let session = &s["sessions"][0];
+    assert_eq!(session["audioCodec"], "opus", "{session}");
+    assert_eq!(session["audioSampleRate"], 48_000, "{session}");
+    // Opus came as Opus: nothing was transcoded, so nothing is said.
+    assert_eq!(session["warnings"], json!([]), "{session}");
+    r.stop().await;
+}
+
 /// An intra-refresh source (x264 `intra-refresh`: one IDR, then recovery points that ffmpeg
 /// flags as keyframes): the recording decodes clean; the first thumbnail (the IDR) is made, and
 /// then the process says why the recovery points cannot be decoded alone, instead of writing

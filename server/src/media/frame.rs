@@ -257,8 +257,9 @@ pub struct AudioParams {
 pub struct OpusParams {
     pub pre_skip: u16,
     pub input_rate: u32,
-    /// What the source sent ("MP3", "G.711 A-law"…), said on the session.
-    pub from: &'static str,
+    /// What liveproc transcoded from ("MP3", "G.711 A-law"…), said on the session; `None`
+    /// when the source sent Opus.
+    pub from: Option<&'static str>,
 }
 
 impl AudioParams {
@@ -270,7 +271,12 @@ impl AudioParams {
     }
 
     /// Opus at 48 kHz (its only timescale) with `channels`, as liveproc encodes it.
-    pub fn opus(channels: u8, pre_skip: u16, input_rate: u32, from: &'static str) -> AudioParams {
+    pub fn opus(
+        channels: u8,
+        pre_skip: u16,
+        input_rate: u32,
+        from: Option<&'static str>,
+    ) -> AudioParams {
         AudioParams {
             asc: Bytes::new(),
             object_type: 0,
@@ -293,6 +299,17 @@ impl AudioParams {
     }
 
     /// Parses the first bytes of an AudioSpecificConfig (ISO 14496-3 §1.6.2.1).
+    /// From an Opus identification header (RFC 7845 §5.1: "OpusHead", version, channels,
+    /// pre-skip and input rate little-endian, gain, mapping family).
+    pub fn from_opus_head(head: &[u8]) -> Option<AudioParams> {
+        if head.len() < 19 || &head[..8] != b"OpusHead" || head[8] >> 4 != 0 || head[9] == 0 {
+            return None;
+        }
+        let pre_skip = u16::from_le_bytes([head[10], head[11]]);
+        let input_rate = u32::from_le_bytes([head[12], head[13], head[14], head[15]]);
+        Some(AudioParams::opus(head[9], pre_skip, input_rate, None))
+    }
+
     pub fn from_asc(asc: Bytes) -> Option<AudioParams> {
         const RATES: [u32; 13] = [
             96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
@@ -356,7 +373,7 @@ mod tests {
         );
         assert_eq!(p.frame_samples(), 1024);
         // Opus as liveproc encodes it.
-        let p = AudioParams::opus(1, 312, 8000, "G.711 A-law");
+        let p = AudioParams::opus(1, 312, 8000, Some("G.711 A-law"));
         assert_eq!(
             (p.codec(), p.sample_rate, p.frame_samples()),
             ("opus".into(), 48000, 960)
@@ -364,4 +381,24 @@ mod tests {
         assert!(AudioParams::from_asc(Bytes::from_static(&[0x12])).is_none());
         assert!(AudioParams::from_asc(Bytes::from_static(&[0x17, 0x88])).is_none());
     }
+}
+
+/// The samples (48 kHz) an Opus packet holds, from its TOC byte (RFC 6716 §3.1); `None` for a
+/// packet that is not one (empty, a code 3 packet without its count, over 120 ms).
+pub fn opus_samples(packet: &[u8]) -> Option<i64> {
+    let toc = *packet.first()?;
+    let config = toc >> 3;
+    // Frame sizes in 48 kHz samples: SILK 10/20/40/60 ms, hybrid 10/20, CELT 2.5/5/10/20.
+    let frame = match config {
+        0..=11 => [480, 960, 1920, 2880][usize::from(config % 4)],
+        12..=15 => [480, 960][usize::from(config % 2)],
+        _ => [120, 240, 480, 960][usize::from(config % 4)],
+    };
+    let frames = match toc & 3 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => i64::from(*packet.get(1)? & 0x3f),
+    };
+    let samples = frame * frames;
+    (frames > 0 && samples <= 5760).then_some(samples)
 }

@@ -276,11 +276,11 @@ impl Session {
             Event::Audio(p) => {
                 let p = p.clone();
                 let first = self.codecs.lock().expect("codecs").audio_codec.is_none();
-                if let (Some(opus), true) = (p.opus, first) {
+                if let (Some(from), true) = (p.opus.and_then(|o| o.from), first) {
                     let warning = format!(
-                        "the source's {} audio ({} Hz) is transcoded to Opus: browsers cannot \
-                         play it from MP4",
-                        opus.from, opus.input_rate
+                        "the source's {from} audio ({} Hz) is transcoded to Opus: browsers \
+                         cannot play it from MP4",
+                        p.opus.map_or(0, |o| o.input_rate)
                     );
                     self.warn("audio_transcoded", warning).await;
                 }

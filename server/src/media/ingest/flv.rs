@@ -4,7 +4,8 @@
 //! 10, carried as they come; MP3 (2, 14) and G.711 (7, 8) are transcoded to Opus
 //! ([`super::to_opus`]). Enhanced RTMP sets the high bit of the first byte: H.265 (`hvc1`) is
 //! carried; AV1, VP9 and the rest are refused with a clear reason rather than written to files
-//! no process can read.
+//! no process can read. Enhanced RTMP audio (sound format 9, a FourCC): Opus and AAC (`mp4a`)
+//! are carried as they come; the rest is refused the same way.
 
 use bytes::Bytes;
 
@@ -305,11 +306,7 @@ impl FlvDemuxer {
                 rate: 8000,
                 channels,
             }),
-            9 => {
-                return Err(DemuxError::Codec(
-                    "enhanced RTMP audio; liveproc takes AAC, MP3 and G.711".into(),
-                ))
-            }
+            9 => return self.enhanced_audio(timestamp, data),
             other => {
                 return Err(DemuxError::Codec(format!(
                     "FLV sound format {other}; liveproc takes AAC (10), MP3 (2) and G.711 (7, 8)"
@@ -327,48 +324,107 @@ impl FlvDemuxer {
             0 => {
                 let params = AudioParams::from_asc(body)
                     .ok_or(DemuxError::Malformed("AudioSpecificConfig"))?;
-                if self.audio.as_ref() == Some(&params) {
-                    return Ok(Vec::new());
-                }
-                self.audio = Some(params.clone());
-                self.audio_next = None;
-                self.audio_offset = 0;
-                Ok(vec![Event::Audio(params)])
+                Ok(self.audio_params(params))
             }
-            1 if !body.is_empty() => {
-                let Some(rate) = self.audio.as_ref().map(|a| i64::from(a.sample_rate)) else {
-                    return Ok(Vec::new());
-                };
-                // Count samples (1024 per AAC frame) instead of trusting millisecond stamps,
-                // within a frame and a half of the publisher's clock (ms rounding and jitter).
-                // Beyond: a clock ahead is a gap in the source, kept; a clock a little behind
-                // (audio drifting ahead of the video) drops the frame; a clock more than 100 ms
-                // behind jumped back (or wrapped) and is offset. Never back, never drifting.
-                let from_clock = i64::from(timestamp) * rate / 1000 + self.audio_offset;
-                let dts = match self.audio_next {
-                    None => from_clock,
-                    Some(next) if (next - from_clock).abs() <= 1536 => next,
-                    Some(next) if from_clock > next => from_clock,
-                    Some(next) if next - from_clock <= rate / 10 => {
-                        self.audio_dropped += 1;
-                        return Ok(Vec::new());
-                    }
-                    Some(next) => {
-                        self.audio_offset += next - from_clock;
-                        next
-                    }
-                };
-                self.audio_next = Some(dts + 1024);
-                Ok(vec![Event::Frame(Frame {
-                    track: Track::Audio,
-                    dts,
-                    pts: dts,
-                    keyframe: true,
-                    data: body,
-                    arrived: std::time::Instant::now(),
-                })])
-            }
+            1 if !body.is_empty() => Ok(self
+                .timed_audio(timestamp, body, 1024)
+                .into_iter()
+                .collect()),
             _ => Ok(Vec::new()),
+        }
+    }
+
+    /// A coded audio frame of `samples` samples at the track's rate, timed by counting samples
+    /// rather than trusting millisecond stamps, within a frame and a half of the publisher's
+    /// clock (ms rounding and jitter). Beyond: a clock ahead is a gap in the source, kept; a
+    /// clock a little behind (audio drifting ahead of the video) drops the frame; a clock more
+    /// than 100 ms behind jumped back (or wrapped) and is offset. Never back, never drifting.
+    fn timed_audio(&mut self, timestamp: u32, body: Bytes, samples: i64) -> Option<Event> {
+        let rate = i64::from(self.audio.as_ref()?.sample_rate);
+        let from_clock = i64::from(timestamp) * rate / 1000 + self.audio_offset;
+        let dts = match self.audio_next {
+            None => from_clock,
+            Some(next) if (next - from_clock).abs() <= samples * 3 / 2 => next,
+            Some(next) if from_clock > next => from_clock,
+            Some(next) if next - from_clock <= rate / 10 => {
+                self.audio_dropped += 1;
+                return None;
+            }
+            Some(next) => {
+                self.audio_offset += next - from_clock;
+                next
+            }
+        };
+        self.audio_next = Some(dts + samples);
+        Some(Event::Frame(Frame {
+            track: Track::Audio,
+            dts,
+            pts: dts,
+            keyframe: true,
+            data: body,
+            arrived: std::time::Instant::now(),
+        }))
+    }
+
+    /// New audio parameters: an event when they changed.
+    fn audio_params(&mut self, params: AudioParams) -> Vec<Event> {
+        if self.audio.as_ref() == Some(&params) {
+            return Vec::new();
+        }
+        self.audio = Some(params.clone());
+        self.audio_next = None;
+        self.audio_offset = 0;
+        vec![Event::Audio(params)]
+    }
+
+    /// Enhanced RTMP audio (E-RTMP v2): the packet type in the low nibble, then a FourCC.
+    /// Opus (its `OpusHead` first, then one packet per message) and AAC (`mp4a`: the
+    /// AudioSpecificConfig, then raw frames) are carried as they come.
+    fn enhanced_audio(&mut self, timestamp: u32, data: Bytes) -> Result<Vec<Event>, DemuxError> {
+        let packet_type = data[0] & 0x0f;
+        if packet_type == 5 || packet_type == 7 {
+            return Err(DemuxError::Codec(
+                "enhanced RTMP multitrack or ModEx audio; liveproc takes one audio track".into(),
+            ));
+        }
+        if data.len() < 5 {
+            return Err(DemuxError::Malformed("enhanced RTMP audio header"));
+        }
+        let body = data.slice(5..);
+        match (&data[1..5], packet_type) {
+            (b"Opus", 0) => {
+                let params =
+                    AudioParams::from_opus_head(&body).ok_or(DemuxError::Malformed("OpusHead"))?;
+                if params.channels > 2 {
+                    return Err(DemuxError::Codec(format!(
+                        "Opus with {} channels; liveproc takes mono and stereo Opus",
+                        params.channels
+                    )));
+                }
+                Ok(self.audio_params(params))
+            }
+            (b"Opus", 1) if !body.is_empty() => {
+                let samples = crate::media::frame::opus_samples(&body)
+                    .ok_or(DemuxError::Malformed("Opus packet"))?;
+                Ok(self
+                    .timed_audio(timestamp, body, samples)
+                    .into_iter()
+                    .collect())
+            }
+            (b"mp4a", 0) => {
+                let params = AudioParams::from_asc(body)
+                    .ok_or(DemuxError::Malformed("AudioSpecificConfig"))?;
+                Ok(self.audio_params(params))
+            }
+            (b"mp4a", 1) if !body.is_empty() => Ok(self
+                .timed_audio(timestamp, body, 1024)
+                .into_iter()
+                .collect()),
+            (b"Opus" | b"mp4a", _) => Ok(Vec::new()),
+            (fourcc, _) => Err(DemuxError::Codec(format!(
+                "enhanced RTMP audio {:?}; liveproc takes AAC, Opus, MP3 and G.711",
+                String::from_utf8_lossy(fourcc)
+            ))),
         }
     }
 
@@ -438,6 +494,68 @@ mod tests {
             d.audio(0, mp3_garbage),
             Err(DemuxError::Transcode(_))
         ));
+        let flac = Bytes::from_static(&[0x90, b'f', b'L', b'a', b'C', 0]);
+        assert!(matches!(d.audio(0, flac), Err(DemuxError::Codec(m)) if m.contains("fLaC")));
+        let multitrack = Bytes::from_static(&[0x95, 0, b'O', b'p', b'u', b's']);
+        assert!(
+            matches!(d.audio(0, multitrack), Err(DemuxError::Codec(m)) if m.contains("multitrack"))
+        );
+    }
+
+    /// An OpusHead: stereo, 312 samples of pre-skip, from 44.1 kHz, mapping family 0.
+    fn opus_head(channels: u8) -> Vec<u8> {
+        let mut h = b"OpusHead".to_vec();
+        h.extend([1, channels]);
+        h.extend(312u16.to_le_bytes());
+        h.extend(44_100u32.to_le_bytes());
+        h.extend([0, 0, 0]);
+        h
+    }
+
+    #[test]
+    fn enhanced_rtmp_opus_is_carried_with_sample_times() {
+        let mut d = FlvDemuxer::default();
+        let start = [&[0x90, b'O', b'p', b'u', b's'][..], &opus_head(2)].concat();
+        let params = match d.audio(0, Bytes::from(start)).unwrap().as_slice() {
+            [Event::Audio(p)] => p.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(params.codec(), "opus");
+        assert_eq!((params.sample_rate, params.channels), (48_000, 2));
+        let o = params.opus.unwrap();
+        assert_eq!((o.pre_skip, o.input_rate, o.from), (312, 44_100, None));
+        // 20 ms CELT frames (TOC config 31, code 0), stamped with RTMP's rounded milliseconds.
+        let mut times = Vec::new();
+        for (i, ms) in [0u32, 20, 41, 60, 80, 99].into_iter().enumerate() {
+            let frame = Bytes::from(vec![
+                0x91, b'O', b'p', b'u', b's', 0xf8, 0xff, 0xfe, i as u8,
+            ]);
+            match d.audio(ms, frame).unwrap().as_slice() {
+                [Event::Frame(f)] => times.push(f.dts),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(times, [0, 960, 1920, 2880, 3840, 4800]);
+        let surround = [&[0x90, b'O', b'p', b'u', b's'][..], &opus_head(6)].concat();
+        assert!(
+            matches!(d.audio(0, Bytes::from(surround)), Err(DemuxError::Codec(m)) if m.contains("6 channels"))
+        );
+        let bad = Bytes::from_static(&[0x90, b'O', b'p', b'u', b's', b'x']);
+        assert!(matches!(
+            d.audio(0, bad),
+            Err(DemuxError::Malformed("OpusHead"))
+        ));
+    }
+
+    #[test]
+    fn opus_packet_durations() {
+        use crate::media::frame::opus_samples;
+        assert_eq!(opus_samples(&[0xf8]), Some(960)); // CELT 20 ms, one frame
+        assert_eq!(opus_samples(&[0x08 | 1]), Some(1920)); // SILK 20 ms, two frames
+        assert_eq!(opus_samples(&[0x18 | 3, 3]), None); // 3 × 60 ms: over 120 ms
+        assert_eq!(opus_samples(&[0xe3, 6]), Some(720)); // CELT 2.5 ms × 6
+        assert_eq!(opus_samples(&[0xe3]), None);
+        assert_eq!(opus_samples(&[]), None);
     }
 
     #[test]

@@ -244,7 +244,7 @@ impl Encoding {
             pcm: Vec::new(),
             pcm_time: time,
             next_in: time as f64,
-            params: AudioParams::opus(channels as u8, pre_skip, in_rate, source.name()),
+            params: AudioParams::opus(channels as u8, pre_skip, in_rate, Some(source.name())),
         })
     }
 
