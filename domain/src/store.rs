@@ -19,6 +19,7 @@ use crate::view::*;
 mod assets;
 mod auth;
 mod clips;
+pub mod events;
 mod organisations;
 mod pages;
 mod sessions;
@@ -118,6 +119,8 @@ fn with_create_mode(url: &str) -> String {
 pub struct Store {
     pool: AnyPool,
     postgres: bool,
+    /// `--public-url`, for the URLs in events (set once at start).
+    public_url: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
 impl Store {
@@ -147,7 +150,20 @@ impl Store {
                 .await?;
         }
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool, postgres })
+        Ok(Store {
+            pool,
+            postgres,
+            public_url: Default::default(),
+        })
+    }
+
+    /// Where the URLs in events point (`--public-url`); set once, when the server starts.
+    pub fn set_public_url(&self, url: &str) {
+        let _ = self.public_url.set(url.trim_end_matches('/').to_string());
+    }
+
+    pub(crate) fn public_url(&self) -> String {
+        self.public_url.get().cloned().unwrap_or_default()
     }
 
     pub fn backend(&self) -> &'static str {

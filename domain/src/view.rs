@@ -515,3 +515,81 @@ pub struct PublicStream {
     /// The group's ABR playlist when it has renditions, else the stream's own.
     pub hls: String,
 }
+
+/// Something that happened to an organisation's streams, as webhooks and the events API send
+/// it: `data` is the object concerned as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    /// Unique: receivers de-duplicate by it (deliveries are at least once).
+    pub id: String,
+    /// The order events committed in; the cursor of `GET /api/v1/events?after=`.
+    pub seq: i64,
+    /// e.g. "recording.ready".
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub created_at: String,
+    pub organisation_id: String,
+    pub stream_id: Option<String>,
+    pub session_id: Option<String>,
+    #[cfg_attr(feature = "db", schema(value_type = Object))]
+    pub data: serde_json::Value,
+}
+
+/// A page of events; `next` is the `after` of the next page (the last `seq`, or the one asked
+/// for when there were none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+pub struct EventPage {
+    pub events: Vec<EventView>,
+    pub next: i64,
+}
+
+/// A webhook endpoint to add.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// http(s) URL; link-local and cloud-metadata addresses are refused (loopback and private
+    /// ranges too unless the server allows them).
+    pub url: String,
+    /// At least 32 bytes; generated when left out.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Event types, or ["*"] (the default) for all.
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookView {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub created_at: String,
+    /// Only in the answer that created the endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// One event's delivery to one endpoint: the delivery log's line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// "pending", "delivered" or "failed" (retried for 24 h first).
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<String>,
+    /// The endpoint's last HTTP status.
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub delivered_at: Option<String>,
+}

@@ -66,6 +66,21 @@ pub struct Config {
     /// running (capacity)". Default: twice the CPU cores.
     #[arg(long = "max-transcodes", env = "LIVEPROC_MAX_TRANSCODES")]
     pub max_transcodes: Option<usize>,
+    /// Lets webhook endpoints be on loopback and private addresses (10/8, 172.16/12,
+    /// 192.168/16, fc00::/7, 127/8, ::1). Link-local and cloud-metadata addresses stay refused.
+    #[arg(
+        long = "webhooks-allow-private",
+        env = "LIVEPROC_WEBHOOKS_ALLOW_PRIVATE"
+    )]
+    pub webhooks_allow_private: bool,
+    /// The first retry of a failed webhook delivery waits this long (ms); each next one
+    /// twice as long, up to an hour, for 24 hours.
+    #[arg(
+        long = "webhook-retry-ms",
+        env = "LIVEPROC_WEBHOOK_RETRY_MS",
+        default_value_t = 5000
+    )]
+    pub webhook_retry_ms: u64,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -11,6 +11,7 @@ pub mod live_media;
 pub mod media;
 pub mod metrics;
 pub mod retention;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -34,6 +35,7 @@ pub async fn prepare(cfg: &Config) -> anyhow::Result<AppState> {
     let store = Store::connect(&url)
         .await
         .with_context(|| format!("opening the database ({})", redact(&url)))?;
+    store.set_public_url(&cfg.public_url());
     match &cfg.admin_key {
         Some(key) => store.ensure_operator(key).await?,
         None if !store.has_operator().await? => {
@@ -89,6 +91,10 @@ pub async fn prepare(cfg: &Config) -> anyhow::Result<AppState> {
         metrics: Arc::new(metrics::Metrics::default()),
         engine,
         rtsp,
+        webhooks: webhooks::Policy {
+            allow_private: cfg.webhooks_allow_private,
+            retry_ms: cfg.webhook_retry_ms.max(1),
+        },
     })
 }
 
@@ -266,6 +272,7 @@ impl Server {
         let rtsp = tokio::spawn(self.state.rtsp.clone().run(engine.clone()));
         let assets = engine.shared.assets.root().to_path_buf();
         let retention = tokio::spawn(retention::run(store.clone(), assets));
+        let webhooks = tokio::spawn(webhooks::run(store.clone(), self.state.webhooks));
         // The peer's address reaches handlers (as `ConnectInfo`) for the auth failure limit.
         let site =
             http::router(self.state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -276,6 +283,7 @@ impl Server {
         rtsp.abort();
         retention.abort();
         engine.stop_all("server stopped").await;
+        webhooks.abort();
         store.close().await;
         tracing::info!("liveproc stopped");
         Ok(())

@@ -28,6 +28,8 @@ on_both_backends!(
     health_metrics_and_openapi,
     dashboard_requires_sign_in,
     recording_retention,
+    events_and_webhooks_are_per_organisation,
+    webhook_endpoints_are_checked,
 );
 
 async fn create(app: &TestApp, key: &str, body: Value) -> Value {
@@ -1061,6 +1063,13 @@ async fn health_metrics_and_openapi(b: Backend) {
         ("/api/v1/clip/{id}", "delete"),
         ("/api/v1/streamgroup/{id}", "get"),
         ("/api/v1/stream/{id}/{kind}", "get"),
+        ("/api/v1/events", "get"),
+        ("/api/v1/webhooks", "get"),
+        ("/api/v1/webhooks", "post"),
+        ("/api/v1/webhooks/{id}", "delete"),
+        ("/api/v1/webhooks/{id}/deliveries", "get"),
+        ("/api/v1/webhooks/{id}/test", "post"),
+        ("/api/v1/webhooks/{id}/deliveries/{delivery}/resend", "post"),
     ];
     for (p, m) in expected {
         assert!(
@@ -1075,6 +1084,7 @@ async fn health_metrics_and_openapi(b: Backend) {
             let uri = p
                 .replace("{id}", "some-id")
                 .replace("{session}", "some-id")
+                .replace("{delivery}", "some-id")
                 .replace("{kind}", "thumbnails");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let a = app.call(m, &uri, None, None).await;
@@ -1192,4 +1202,138 @@ async fn recording_retention(b: Backend) {
     let a = app.put(path, OP, json!({"recordingDays": null})).await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.body["retention"]["recordingDays"], Value::Null);
+}
+
+/// The event log is per organisation, in commit order, and an endpoint is created for the
+/// caller's organisation only.
+async fn events_and_webhooks_are_per_organisation(b: Backend) {
+    let app = TestApp::new(b).await;
+    let other = other_organisation(&app).await;
+    let mine = create(&app, OP, json!({"name": "mine"})).await;
+    let theirs = create(&app, &other, json!({"name": "theirs"})).await;
+    let a = app.get("/api/v1/events", OP).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let events = a.body["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{}", a.text);
+    assert_eq!(events[0]["type"], "stream.created");
+    assert_eq!(events[0]["streamId"], mine["id"]);
+    assert_eq!(events[0]["data"]["name"], "mine");
+    let b_events = app.get("/api/v1/events", &other).await.body;
+    assert_eq!(b_events["events"].as_array().unwrap().len(), 1);
+    assert_eq!(b_events["events"][0]["streamId"], theirs["id"]);
+    // Deleting is an event too, after the creation (seq grows).
+    let id = mine["id"].as_str().unwrap();
+    assert_eq!(
+        app.delete(&format!("/api/v1/stream/{id}"), OP).await.status,
+        204
+    );
+    let after = a.body["next"].as_i64().unwrap();
+    let more = app
+        .get(&format!("/api/v1/events?after={after}"), OP)
+        .await
+        .body;
+    assert_eq!(more["events"][0]["type"], "stream.deleted");
+    assert!(more["events"][0]["seq"].as_i64() > Some(after));
+    app.get("/api/v1/events?after=x", OP)
+        .await
+        .error(400, "invalid_after");
+    // Another organisation's endpoint is not found.
+    let hook = app
+        .post(
+            "/api/v1/webhooks",
+            OP,
+            json!({"url": "http://93.184.216.34/hook", "events": ["recording.ready"]}),
+        )
+        .await;
+    assert_eq!(hook.status, 201, "{}", hook.text);
+    assert!(hook.body["secret"].as_str().unwrap().len() >= 32);
+    let hook_id = hook.body["id"].as_str().unwrap();
+    app.get(&format!("/api/v1/webhooks/{hook_id}/deliveries"), &other)
+        .await
+        .error(404, "not_found");
+    app.delete(&format!("/api/v1/webhooks/{hook_id}"), &other)
+        .await
+        .error(404, "not_found");
+    assert_eq!(
+        app.get("/api/v1/webhooks", &other).await.body["webhooks"],
+        json!([])
+    );
+    assert_eq!(
+        app.delete(&format!("/api/v1/webhooks/{hook_id}"), OP)
+            .await
+            .status,
+        204
+    );
+}
+
+/// Endpoints that would let a caller reach inside the network, or that cannot be verified,
+/// are refused with a clear error.
+async fn webhook_endpoints_are_checked(b: Backend) {
+    let app = TestApp::new(b).await;
+    let refused = |body: Value, code: &'static str, says: &'static str| {
+        let app = &app;
+        async move {
+            let a = app.post("/api/v1/webhooks", OP, body).await;
+            a.error(400, code);
+            assert!(a.text.contains(says), "{}", a.text);
+        }
+    };
+    refused(
+        json!({"url": "http://169.254.169.254/latest/meta-data"}),
+        "invalid_url",
+        "link-local",
+    )
+    .await;
+    refused(
+        json!({"url": "http://[fe80::1]/x"}),
+        "invalid_url",
+        "link-local",
+    )
+    .await;
+    // This server does not allow loopback or private endpoints (the flag is off).
+    refused(
+        json!({"url": "http://127.0.0.1:9/x"}),
+        "invalid_url",
+        "loopback or private",
+    )
+    .await;
+    refused(
+        json!({"url": "http://10.0.0.8/x"}),
+        "invalid_url",
+        "loopback or private",
+    )
+    .await;
+    refused(
+        json!({"url": "ftp://93.184.216.34/x"}),
+        "invalid_url",
+        "http or https",
+    )
+    .await;
+    refused(
+        json!({"url": "http://user:pw@93.184.216.34/x"}),
+        "invalid_url",
+        "credentials",
+    )
+    .await;
+    refused(json!({"url": "not a url"}), "invalid_url", "url").await;
+    refused(
+        json!({"url": "http://93.184.216.34/x", "secret": "short"}),
+        "invalid_secret",
+        "32 bytes",
+    )
+    .await;
+    refused(
+        json!({"url": "http://93.184.216.34/x", "events": ["recording.done"]}),
+        "invalid_event_type",
+        "recording.done",
+    )
+    .await;
+    let a = app
+        .post(
+            "/api/v1/webhooks",
+            OP,
+            json!({"url": "http://93.184.216.34/x", "extra": 1}),
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
 }

@@ -114,6 +114,22 @@ impl Store {
         size_bytes: i64,
         status: &str,
     ) -> Result<(), ApiError> {
+        // A ready asset is an event (recording.ready…) with its entry as the API lists it,
+        // written with the status; its URLs are signed as the organisation wants.
+        let owner: Option<(String, String, String, String)> = sqlx::query_as(
+            "SELECT a.kind, s.id, s.organisation_id, s.streamname FROM assets a \
+             JOIN streams s ON s.id = a.stream_id WHERE a.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let signer = match &owner {
+            Some((_, stream, _, _)) if status == "ready" => {
+                self.asset_signer_of_stream(stream).await?
+            }
+            _ => None,
+        };
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE assets SET status = $1, duration_ms = COALESCE($2, duration_ms), size_bytes = $3 WHERE id = $4",
         )
@@ -121,8 +137,46 @@ impl Store {
         .bind(duration_ms)
         .bind(size_bytes)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if let (Some((kind, stream, organisation, streamname)), "ready") = (owner, status) {
+            let a: AssetRow = sqlx::query_as(
+                "SELECT a.id, a.session_id, a.path, a.status, a.created_at, a.duration_ms, \
+                 a.width, a.height, a.size_bytes, a.idx, ss.started_at, ss.ended_at FROM assets a \
+                 LEFT JOIN sessions ss ON ss.id = a.session_id WHERE a.id = $1",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let base = self.public_url();
+            let e = super::stream_view::Entries {
+                base: &base,
+                signer,
+                stream_id: &stream,
+                streamname: &streamname,
+            };
+            let (event, data) = match kind.as_str() {
+                "recording" => ("recording.ready", serde_json::to_value(e.vod(&a))),
+                "replay" => ("replay.ready", serde_json::to_value(e.replay(&a))),
+                "thumbnail" => ("thumbnail.created", serde_json::to_value(e.image(&a))),
+                _ => (
+                    "motionclip.created",
+                    serde_json::to_value(e.motion_clip(&a)),
+                ),
+            };
+            events::record(
+                &mut tx,
+                events::NewEvent {
+                    kind: event,
+                    organisation_id: &organisation,
+                    stream_id: Some(&stream),
+                    session_id: a.session_id.as_deref(),
+                    data: data.unwrap_or_default(),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -179,6 +179,7 @@ impl Store {
             size_bytes: Some(cut.size),
             poster: cut.poster.then_some(job.poster),
         };
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO clips (id, session_id, stream_id, organisation_id, start_ms, end_ms, path, title, \
              public, created_at, size_bytes, poster) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10, $11)",
@@ -194,9 +195,23 @@ impl Store {
         .bind(row.created_at)
         .bind(row.size_bytes)
         .bind(row.poster.clone())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(row.view(urls))
+        let (stream_id, session_id) = (row.stream_id.clone(), row.session_id.clone());
+        let view = row.view(urls);
+        events::record(
+            &mut tx,
+            events::NewEvent {
+                kind: "clip.created",
+                organisation_id: &p.organisation_id,
+                stream_id: Some(&stream_id),
+                session_id: Some(&session_id),
+                data: serde_json::to_value(&view).unwrap_or_default(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(view)
     }
 
     /// A session's clips, newest first.

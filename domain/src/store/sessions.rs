@@ -61,14 +61,18 @@ impl Store {
         forced_recording: bool,
     ) -> Result<(String, Processing, bool), ApiError> {
         let settings = self.settings(stream_id).await?;
-        let package: Option<(i64,)> = sqlx::query_as(
-            "SELECT o.live_processing FROM streams s JOIN organisations o \
+        let package: Option<(i64, String)> = sqlx::query_as(
+            "SELECT o.live_processing, o.id FROM streams s JOIN organisations o \
              ON o.id = s.organisation_id WHERE s.id = $1",
         )
         .bind(stream_id)
         .fetch_optional(&self.pool)
         .await?;
+        let Some((package, organisation)) = package else {
+            return Err(ApiError::not_found("stream"));
+        };
         let id = new_id();
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (id, stream_id, started_at, source, app, processing, forced_recording) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -80,9 +84,23 @@ impl Store {
         .bind(app)
         .bind(serde_json::to_string(&settings).unwrap_or_default())
         .bind(forced_recording as i64)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok((id, settings, package.is_some_and(|(p,)| p == 1)))
+        events::record(
+            &mut tx,
+            events::NewEvent {
+                kind: "stream.live",
+                organisation_id: &organisation,
+                stream_id: Some(stream_id),
+                session_id: Some(&id),
+                data: serde_json::json!({
+                    "id": stream_id, "sessionId": id, "source": source, "app": app,
+                }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((id, settings, package == 1))
     }
 
     pub async fn set_session_codecs(&self, id: &str, c: &SessionCodecs) -> Result<(), ApiError> {
@@ -108,7 +126,8 @@ impl Store {
         reason: &str,
         fps: Option<f64>,
     ) -> Result<(), ApiError> {
-        sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let ended = sqlx::query(
             "UPDATE sessions SET ended_at = $1, end_reason = $2, fps = $3 \
              WHERE id = $4 AND ended_at IS NULL",
         )
@@ -116,8 +135,42 @@ impl Store {
         .bind(reason)
         .bind(fps)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if ended.rows_affected() > 0 {
+            let row: SessionRow = sqlx::query_as(&format!("{SESSION_SELECT} WHERE id = $1"))
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let (stream_id, organisation): (String, String) = sqlx::query_as(
+                "SELECT s.id, s.organisation_id FROM sessions ss JOIN streams s \
+                 ON s.id = ss.stream_id WHERE ss.id = $1",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let session = serde_json::to_value(row.view()).unwrap_or_default();
+            for (kind, data) in [
+                ("session.ended", session),
+                (
+                    "stream.idle",
+                    serde_json::json!({ "id": stream_id, "sessionId": id, "reason": reason }),
+                ),
+            ] {
+                events::record(
+                    &mut tx,
+                    events::NewEvent {
+                        kind,
+                        organisation_id: &organisation,
+                        stream_id: Some(&stream_id),
+                        session_id: Some(id),
+                        data,
+                    },
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -138,13 +191,14 @@ impl Store {
 
     /// At start-up: sessions a crash left open end now. Answers how many.
     pub async fn close_open_sessions(&self) -> Result<u64, ApiError> {
-        Ok(sqlx::query(
-            "UPDATE sessions SET ended_at = $1, end_reason = 'server restarted' WHERE ended_at IS NULL",
-        )
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        // Each one ends as a live session does, with its events (session.ended, stream.idle).
+        let open: Vec<(String,)> = sqlx::query_as("SELECT id FROM sessions WHERE ended_at IS NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        for (id,) in &open {
+            self.end_session(id, "server restarted", None).await?;
+        }
+        Ok(open.len() as u64)
     }
 
     pub(super) async fn sessions(

@@ -109,8 +109,22 @@ impl Store {
             .await?;
             first.get_or_insert(id);
         }
+        let id = first.clone().expect("passthrough always exists");
+        events::record(
+            &mut tx,
+            events::NewEvent {
+                kind: "stream.created",
+                organisation_id: &p.organisation_id,
+                stream_id: Some(&id),
+                session_id: None,
+                data: serde_json::json!({
+                    "id": id, "name": name, "streamgroup": group_id, "profiles": profiles,
+                    "tags": tags,
+                }),
+            },
+        )
+        .await?;
         tx.commit().await?;
-        let id = first.expect("passthrough always exists");
         self.stream(p, &id, DEFAULT_ASSET_LIMIT, urls).await
     }
 
@@ -337,17 +351,32 @@ impl Store {
         } else {
             vec![row.id.clone()]
         };
+        let mut tx = self.pool.begin().await?;
         if row.profile == "passthrough" {
             sqlx::query("DELETE FROM stream_groups WHERE id = $1")
                 .bind(&row.group_id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
         } else {
             sqlx::query("DELETE FROM streams WHERE id = $1")
                 .bind(&row.id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
         }
+        for stream in &deleted {
+            events::record(
+                &mut tx,
+                events::NewEvent {
+                    kind: "stream.deleted",
+                    organisation_id: &p.organisation_id,
+                    stream_id: Some(stream),
+                    session_id: None,
+                    data: serde_json::json!({ "id": stream, "streamgroup": row.group_id }),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
         Ok(deleted)
     }
 

@@ -19,7 +19,7 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{AppState, Auth, Body, Error, ErrorBody, Params};
+use super::{events_api, AppState, Auth, Body, Error, ErrorBody, Params};
 use crate::metrics::Metrics;
 
 /// Request bodies are small JSON documents; anything larger is refused before parsing.
@@ -67,6 +67,15 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(create_clip))
         .routes(routes!(list_clips))
         .routes(routes!(get_clip, delete_clip))
+        .routes(routes!(events_api::list_events))
+        .routes(routes!(
+            events_api::create_webhook,
+            events_api::list_webhooks
+        ))
+        .routes(routes!(events_api::delete_webhook))
+        .routes(routes!(events_api::list_deliveries))
+        .routes(routes!(events_api::test_webhook))
+        .routes(routes!(events_api::resend_delivery))
         .split_for_parts()
 }
 

@@ -351,6 +351,26 @@ pub enum Event {
     Frame(Frame),
 }
 
+/// The samples (48 kHz) an Opus packet holds, from its TOC byte (RFC 6716 §3.1); `None` for a
+/// packet that is not one (empty, a code 3 packet without its count, over 120 ms).
+pub fn opus_samples(packet: &[u8]) -> Option<i64> {
+    let toc = *packet.first()?;
+    let config = toc >> 3;
+    // Frame sizes in 48 kHz samples: SILK 10/20/40/60 ms, hybrid 10/20, CELT 2.5/5/10/20.
+    let frame = match config {
+        0..=11 => [480, 960, 1920, 2880][usize::from(config % 4)],
+        12..=15 => [480, 960][usize::from(config % 2)],
+        _ => [120, 240, 480, 960][usize::from(config % 4)],
+    };
+    let frames = match toc & 3 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => i64::from(*packet.get(1)? & 0x3f),
+    };
+    let samples = frame * frames;
+    (frames > 0 && samples <= 5760).then_some(samples)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,24 +401,4 @@ mod tests {
         assert!(AudioParams::from_asc(Bytes::from_static(&[0x12])).is_none());
         assert!(AudioParams::from_asc(Bytes::from_static(&[0x17, 0x88])).is_none());
     }
-}
-
-/// The samples (48 kHz) an Opus packet holds, from its TOC byte (RFC 6716 §3.1); `None` for a
-/// packet that is not one (empty, a code 3 packet without its count, over 120 ms).
-pub fn opus_samples(packet: &[u8]) -> Option<i64> {
-    let toc = *packet.first()?;
-    let config = toc >> 3;
-    // Frame sizes in 48 kHz samples: SILK 10/20/40/60 ms, hybrid 10/20, CELT 2.5/5/10/20.
-    let frame = match config {
-        0..=11 => [480, 960, 1920, 2880][usize::from(config % 4)],
-        12..=15 => [480, 960][usize::from(config % 2)],
-        _ => [120, 240, 480, 960][usize::from(config % 4)],
-    };
-    let frames = match toc & 3 {
-        0 => 1,
-        1 | 2 => 2,
-        _ => i64::from(*packet.get(1)? & 0x3f),
-    };
-    let samples = frame * frames;
-    (frames > 0 && samples <= 5760).then_some(samples)
 }
