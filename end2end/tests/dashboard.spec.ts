@@ -1,5 +1,5 @@
 import { expect, test } from '@playwright/test';
-import { api, hydrated, signIn } from './helpers';
+import { api, hydrated, publish, signIn } from './helpers';
 
 test('signed-out visitors are sent to sign in; a wrong key is refused', async ({ page }) => {
   await page.goto('/stream/whatever');
@@ -223,4 +223,33 @@ test('usable at 375 px', async ({ page }) => {
   await signIn(page, '/');
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   expect(overflow).toBeLessThanOrEqual(0);
+});
+
+test('live: the stream page shows "live" and the first thumbnail by itself, within 3 s', async ({ page }) => {
+  test.setTimeout(90_000);
+  const made = await api('/stream', {
+    method: 'POST',
+    body: JSON.stringify({ name: `live-${Date.now()}`, processing: { thumbnail: { enabled: true, interval: 10 } } }),
+  });
+  expect(made.status).toBe(201);
+  const id = made.body.id;
+  await signIn(page, `/stream/${id}`);
+  await hydrated(page);
+  const badge = page.locator('.page-head .badge').first();
+  await expect(badge).toHaveText('idle');
+  await expect(page.getByText('No thumbnail yet')).toBeVisible();
+  let navigations = 0;
+  page.on('framenavigated', () => navigations++);
+  const ffmpeg = publish(made.body.streamname, 12, '640x360');
+  const exited = new Promise<number>((resolve) => ffmpeg.on('exit', (code) => resolve(code ?? -1)));
+  // The moment the API says it, the page must follow within 3 s: no reload, no click.
+  await expect.poll(async () => (await api(`/stream/${id}`)).body.state, { timeout: 15_000, intervals: [100] }).toBe('live');
+  await expect(badge).toHaveText('live', { timeout: 3_000 });
+  await expect
+    .poll(async () => (await api(`/stream/${id}`)).body.assetCounts.thumbnail, { timeout: 15_000, intervals: [100] })
+    .toBeGreaterThan(0);
+  await expect(page.locator('img[alt="Latest thumbnail"]')).toBeVisible({ timeout: 3_000 });
+  expect(await exited).toBe(0);
+  await expect(badge).toHaveText('idle', { timeout: 15_000 });
+  expect(navigations).toBe(0);
 });

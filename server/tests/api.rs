@@ -30,6 +30,7 @@ on_both_backends!(
     recording_retention,
     events_and_webhooks_are_per_organisation,
     webhook_endpoints_are_checked,
+    event_stream_is_live_and_per_organisation,
 );
 
 async fn create(app: &TestApp, key: &str, body: Value) -> Value {
@@ -1336,4 +1337,67 @@ async fn webhook_endpoints_are_checked(b: Backend) {
         )
         .await;
     assert_eq!(a.status, 400, "{}", a.text);
+}
+
+/// Reads a server-sent event stream until its text holds `what`, or `within` passes.
+async fn sse_until(
+    body: &mut (impl futures::Stream<Item = Result<bytes::Bytes, axum::Error>> + Unpin),
+    seen: &mut String,
+    what: &str,
+    within: std::time::Duration,
+) -> bool {
+    use futures::StreamExt;
+    let deadline = tokio::time::Instant::now() + within;
+    while !seen.contains(what) {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// `GET /api/v1/events/stream` pushes the organisation's events as they happen (and none of
+/// another organisation's), and replays from a cursor.
+async fn event_stream_is_live_and_per_organisation(b: Backend) {
+    use tower::ServiceExt;
+    let app = TestApp::new(b).await;
+    let other = other_organisation(&app).await;
+    let open = |key: String, query: &'static str| {
+        let router = app.router.clone();
+        async move {
+            let req = axum::http::Request::get(format!("/api/v1/events/stream{query}"))
+                .header("X-API-Key", key)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let res = router.oneshot(req).await.unwrap();
+            assert_eq!(res.status(), 200);
+            assert_eq!(res.headers()["content-type"], "text/event-stream");
+            res.into_body().into_data_stream()
+        }
+    };
+    let mut mine = open(OP.to_string(), "").await;
+    let mut theirs = open(other.clone(), "").await;
+    let made = create(&app, OP, json!({"name": "pushed"})).await;
+    let id = made["id"].as_str().unwrap();
+    let (mut seen, mut seen_other) = (String::new(), String::new());
+    let wait = std::time::Duration::from_secs(5);
+    assert!(sse_until(&mut mine, &mut seen, id, wait).await, "{seen}");
+    assert!(seen.contains("event: stream.created"), "{seen}");
+    let short = std::time::Duration::from_millis(1500);
+    assert!(
+        !sse_until(&mut theirs, &mut seen_other, id, short).await,
+        "{seen_other}"
+    );
+    // From a cursor: history first.
+    let mut replay = open(OP.to_string(), "?after=0").await;
+    let mut again = String::new();
+    assert!(
+        sse_until(&mut replay, &mut again, id, wait).await,
+        "{again}"
+    );
+    let a = app
+        .call(Method::GET, "/api/v1/events/stream", None, None)
+        .await;
+    assert_eq!(a.status, 401);
 }

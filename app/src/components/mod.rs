@@ -2,6 +2,7 @@
 
 pub mod clip_editor;
 pub mod layout;
+pub mod live_events;
 pub mod load_more;
 pub mod processing_form;
 

@@ -12,6 +12,7 @@ use crate::api::{
     more_history, more_recordings, more_replays, stream_group, whoami, SaveProcessing, SaveProfiles,
 };
 use crate::components::layout::Layout;
+use crate::components::live_events::follow_events;
 use crate::components::load_more::{load_more, Pager};
 use crate::components::processing_form::ProcessingForm;
 use crate::components::{CopyButton, ErrorNote, Tabs};
@@ -22,9 +23,29 @@ pub fn StreamPage() -> impl IntoView {
     let id = move || params.read().get("id").unwrap_or_default();
     let group = Resource::new(id, stream_group);
     let who = Resource::new(|| (), |_| whoami());
+    // Kept across refetches: the profile tab shown and whether a dialog is open.
+    let active = RwSignal::new(String::new());
+    let editing = RwSignal::new(false);
+    let editing_profiles = RwSignal::new(false);
+    // Live: an event about one of the group's streams reloads the data (not while a dialog
+    // is open, so that an edit in progress stays as it is).
+    follow_events(
+        move |e| {
+            let shown = |id: &String| {
+                group
+                    .get_untracked()
+                    .and_then(Result::ok)
+                    .is_some_and(|g| g.iter().any(|s| &s.id == id))
+            };
+            !editing.get_untracked()
+                && !editing_profiles.get_untracked()
+                && e.stream_id.as_ref().is_some_and(shown)
+        },
+        move || group.refetch(),
+    );
     view! {
         <Layout>
-            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     let me = who.await;
                     match group.await {
@@ -33,12 +54,12 @@ pub fn StreamPage() -> impl IntoView {
                             let upgrade = me
                                 .as_ref()
                                 .is_ok_and(|m| !m.organisation.live_processing_enabled());
-                            view! { <Overview streams can_edit upgrade refetch=move || group.refetch()/> }.into_any()
+                            view! { <Overview streams can_edit upgrade active editing editing_profiles refetch=move || group.refetch()/> }.into_any()
                         }
                         Err(e) => view! { <ErrorNote error=e/> }.into_any(),
                     }
                 })}
-            </Suspense>
+            </Transition>
         </Layout>
     }
 }
@@ -49,6 +70,10 @@ fn Overview(
     can_edit: bool,
     /// The organisation lacks the live-processing package.
     upgrade: bool,
+    /// The profile tab shown (empty: the passthrough stream's).
+    active: RwSignal<String>,
+    editing: RwSignal<bool>,
+    editing_profiles: RwSignal<bool>,
     refetch: impl Fn() + Clone + Send + Sync + 'static,
 ) -> impl IntoView {
     let head = streams[0].clone();
@@ -58,9 +83,9 @@ fn Overview(
         head.name.clone()
     };
     let profiles: Vec<String> = streams.iter().map(|s| s.profile.clone()).collect();
-    let active = RwSignal::new(head.profile.clone());
-    let editing = RwSignal::new(false);
-    let editing_profiles = RwSignal::new(false);
+    if !profiles.contains(&active.get_untracked()) {
+        active.set(head.profile.clone());
+    }
     let streams = StoredValue::new(streams);
     let current = move || {
         let profile = active.get();

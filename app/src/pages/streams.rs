@@ -6,12 +6,27 @@ use leptos_meta::Title;
 
 use crate::api::{list_groups, whoami};
 use crate::components::layout::Layout;
+use crate::components::live_events::follow_events;
 use crate::components::ErrorNote;
 
 #[component]
 pub fn StreamsPage() -> impl IntoView {
     let groups = Resource::new(|| (), |_| list_groups());
     let who = Resource::new(|| (), |_| whoami());
+    // Live: streams going live or idle, new or deleted ones, new previews.
+    follow_events(
+        |e| {
+            matches!(
+                e.kind.as_str(),
+                "stream.created"
+                    | "stream.deleted"
+                    | "stream.live"
+                    | "stream.idle"
+                    | "thumbnail.created"
+            )
+        },
+        move || groups.refetch(),
+    );
     view! {
         <Title text="Streams"/>
         <Layout>
@@ -29,7 +44,7 @@ pub fn StreamsPage() -> impl IntoView {
                     </Suspense>
                 </div>
             </div>
-            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     let can_edit = who.await.is_ok_and(|m| m.can_edit());
                     match groups.await {
@@ -41,7 +56,7 @@ pub fn StreamsPage() -> impl IntoView {
                         Err(e) => view! { <ErrorNote error=e/> }.into_any(),
                     }
                 })}
-            </Suspense>
+            </Transition>
         </Layout>
     }
 }

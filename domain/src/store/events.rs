@@ -214,6 +214,17 @@ impl Store {
         Ok(EventPage { events, next })
     }
 
+    /// The newest event's `seq` of the caller's organisation (0 before any): where a live
+    /// event stream starts.
+    pub async fn last_event_seq(&self, p: &Principal) -> Result<i64, ApiError> {
+        let (seq,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(seq) FROM events WHERE organisation_id = $1")
+                .bind(&p.organisation_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
     /// Writes one event in a transaction of its own (a change that is one statement).
     pub async fn add_event(&self, e: NewEvent<'_>) -> Result<(), ApiError> {
         let mut tx = self.pool.begin().await?;

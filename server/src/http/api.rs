@@ -87,6 +87,10 @@ pub fn router(metrics: Arc<Metrics>) -> axum::Router<AppState> {
             "/api/v1/openapi.json",
             axum::routing::get(move || async move { Json(doc) }),
         )
+        .route(
+            "/api/v1/events/stream",
+            axum::routing::get(events_api::event_stream),
+        )
         .route("/api/v1", axum::routing::any(not_found))
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))

@@ -1,15 +1,27 @@
-//! Events and webhooks in the REST API: the event log read with a cursor, and an
-//! organisation's webhook endpoints with their delivery logs.
+//! Events and webhooks in the REST API: the event log read with a cursor, the same events
+//! pushed as server-sent events (what makes the dashboard live), and an organisation's webhook
+//! endpoints with their delivery logs.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::Json;
+use domain::store::{Principal, Store};
 use domain::view::{CreateWebhook, DeliveryView, EventPage, WebhookView};
 use domain::ApiError;
+use futures::Stream;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{AppState, Auth, Body, Error, ErrorBody, Params};
+
+/// How often a server-sent event stream looks for new events.
+const SSE_POLL: Duration = Duration::from_millis(400);
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -143,4 +155,83 @@ pub(super) async fn resend_delivery(
 ) -> Result<StatusCode, Error> {
     s.services.store.resend(&p, &id, &delivery).await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+/// The caller of a route a browser opens by itself (`EventSource` sends no headers): the
+/// dashboard's session cookie, else an API key as for every API route.
+pub(super) struct Caller(Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        if let Some(token) = app::auth::session_cookie(&parts.headers) {
+            if let Some(p) = state.services.store.web_principal(&token).await? {
+                return Ok(Caller(p));
+            }
+        }
+        Auth::from_request_parts(parts, state)
+            .await
+            .map(|Auth(p)| Caller(p))
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct StreamQuery {
+    after: Option<String>,
+}
+
+/// `GET /api/v1/events/stream`: the caller's organisation's events as server-sent events
+/// (`event: TYPE`, `id: SEQ`, `data: EVENT` as the events API shows it), from now on, or after
+/// `?after=SEQ` / the `Last-Event-ID` a reconnecting `EventSource` sends. Not in the OpenAPI
+/// document: it never ends, which request/response tools cannot take.
+pub(super) async fn event_stream(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    headers: HeaderMap,
+    Params(q): Params<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Error> {
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(q.after);
+    let after = match resume {
+        Some(a) => whole(Some(&a), "after", 0, i64::MAX)?,
+        None => s.services.store.last_event_seq(&p).await?,
+    };
+    let store = s.services.store.clone();
+    Ok(Sse::new(events_after(store, p, after)).keep_alive(KeepAlive::default()))
+}
+
+fn events_after(
+    store: Store,
+    p: Principal,
+    after: i64,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    futures::stream::unfold(
+        (store, p, after, VecDeque::new()),
+        |(store, p, mut after, mut queue)| async move {
+            loop {
+                if let Some(e) = queue.pop_front() {
+                    return Some((Ok(e), (store, p, after, queue)));
+                }
+                match store.events(&p, after, 100).await {
+                    Ok(page) if !page.events.is_empty() => {
+                        after = page.next;
+                        for e in page.events {
+                            let event = SseEvent::default()
+                                .id(e.seq.to_string())
+                                .event(e.kind.clone())
+                                .json_data(&e)
+                                .unwrap_or_default();
+                            queue.push_back(event);
+                        }
+                    }
+                    // Nothing new (or the store is busy): look again shortly.
+                    _ => tokio::time::sleep(SSE_POLL).await,
+                }
+            }
+        },
+    )
 }
