@@ -290,3 +290,56 @@ pub async fn session_thumbnails(session: String) -> Result<Vec<(f64, String)>, A
     let (s, p) = principal().await?;
     s.store.session_thumbnails(&p, &session, &s.urls).await
 }
+
+/// The organisation's webhook endpoints, each with its newest deliveries.
+#[server]
+pub async fn webhooks_with_log(
+) -> Result<Vec<(domain::view::WebhookView, Vec<domain::view::DeliveryView>)>, ApiError> {
+    let (s, p) = principal().await?;
+    let mut out = Vec::new();
+    for hook in s.store.webhooks(&p).await? {
+        let log = s.store.deliveries(&p, &hook.id, 20).await?;
+        out.push((hook, log));
+    }
+    Ok(out)
+}
+
+/// Adds an endpoint (the form's event types: comma-separated, empty or "*" for all); answers
+/// it with its signing secret, shown this once.
+#[server]
+pub async fn add_webhook(
+    url: String,
+    secret: String,
+    events: String,
+) -> Result<domain::view::WebhookView, ApiError> {
+    let (s, p) = principal().await?;
+    let req = domain::view::CreateWebhook {
+        url: url.trim().to_string(),
+        secret: Some(secret.trim().to_string()).filter(|s| !s.is_empty()),
+        events: events
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_string)
+            .collect(),
+    };
+    s.create_webhook(&p, &req).await
+}
+
+#[server]
+pub async fn remove_webhook(id: String) -> Result<(), ApiError> {
+    let (s, p) = principal().await?;
+    s.store.delete_webhook(&p, &id).await
+}
+
+#[server]
+pub async fn send_test_event(id: String) -> Result<(), ApiError> {
+    let (s, p) = principal().await?;
+    s.store.send_test(&p, &id).await
+}
+
+#[server]
+pub async fn resend_delivery(hook: String, delivery: String) -> Result<(), ApiError> {
+    let (s, p) = principal().await?;
+    s.store.resend(&p, &hook, &delivery).await
+}

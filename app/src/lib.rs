@@ -52,6 +52,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/streams/new") view=pages::new_stream::NewStreamPage/>
                 <Route path=path!("/stream/:id") view=pages::stream::StreamPage/>
                 <Route path=path!("/organisation") view=pages::organisation::OrganisationPage/>
+                <Route path=path!("/webhooks") view=pages::webhooks::WebhooksPage/>
                 <Route path=path!("/playout/:id") view=pages::playout::PlayoutPage/>
                 <Route path=path!("/replay/:session") view=pages::replay::ReplayPage/>
                 <Route path=path!("/clip/:id") view=pages::clip::ClipPage ssr=SsrMode::Async/>

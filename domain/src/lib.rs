@@ -15,6 +15,8 @@ pub mod auth_failures;
 pub mod services;
 #[cfg(feature = "db")]
 pub mod store;
+#[cfg(feature = "db")]
+pub mod webhook_policy;
 
 pub use asset_kind::AssetKind;
 pub use error::ApiError;

@@ -56,6 +56,8 @@ pub struct Services {
     pub urls: Urls,
     /// Wrong API keys per client address (REST API and dashboard sign-in).
     pub auth_failures: Arc<crate::auth_failures::AuthFailures>,
+    /// What webhook endpoints may be, and how their deliveries are retried.
+    pub webhooks: crate::webhook_policy::Policy,
 }
 
 impl Services {
@@ -166,6 +168,17 @@ impl Services {
             .await?;
         self.remove_stream_files(deleted).await;
         self.group(p, &passthrough, DEFAULT_ASSET_LIMIT).await
+    }
+
+    /// Adds a webhook endpoint once its URL passed the checks (scheme, addresses).
+    pub async fn create_webhook(
+        &self,
+        p: &Principal,
+        req: &crate::view::CreateWebhook,
+    ) -> Result<crate::view::WebhookView, ApiError> {
+        p.require_edit()?;
+        crate::webhook_policy::check_url(&req.url, self.webhooks).await?;
+        self.store.create_webhook(p, req).await
     }
 
     /// A page of a stream's recordings, replays, sessions, thumbnails, motion clips or clips.

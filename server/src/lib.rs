@@ -87,14 +87,14 @@ pub async fn prepare(cfg: &Config) -> anyhow::Result<AppState> {
                 cfg.auth_failures_per_minute,
                 std::time::Duration::from_secs(60),
             )),
+            webhooks: webhooks::Policy {
+                allow_private: cfg.webhooks_allow_private,
+                retry_ms: cfg.webhook_retry_ms.max(1),
+            },
         },
         metrics: Arc::new(metrics::Metrics::default()),
         engine,
         rtsp,
-        webhooks: webhooks::Policy {
-            allow_private: cfg.webhooks_allow_private,
-            retry_ms: cfg.webhook_retry_ms.max(1),
-        },
     })
 }
 
@@ -272,7 +272,7 @@ impl Server {
         let rtsp = tokio::spawn(self.state.rtsp.clone().run(engine.clone()));
         let assets = engine.shared.assets.root().to_path_buf();
         let retention = tokio::spawn(retention::run(store.clone(), assets));
-        let webhooks = tokio::spawn(webhooks::run(store.clone(), self.state.webhooks));
+        let webhooks = tokio::spawn(webhooks::run(store.clone(), self.state.services.webhooks));
         // The peer's address reaches handlers (as `ConnectInfo`) for the auth failure limit.
         let site =
             http::router(self.state).into_make_service_with_connect_info::<std::net::SocketAddr>();

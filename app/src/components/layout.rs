@@ -22,6 +22,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                         })
                     })}
                 </Suspense>
+                <A href="/webhooks">"Webhooks"</A>
                 <A href="/organisation">"Organisation"</A>
             </nav>
             <div class="who">

@@ -9,6 +9,7 @@ pub mod replay;
 pub mod stream;
 pub mod streams;
 pub mod watch;
+pub mod webhooks;
 
 use leptos::prelude::*;
 

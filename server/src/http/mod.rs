@@ -31,8 +31,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub engine: Arc<Engine>,
     pub rtsp: Arc<crate::media::ingest::rtsp::Supervisor>,
-    /// What webhook endpoints may be, and how deliveries are retried.
-    pub webhooks: crate::webhooks::Policy,
 }
 
 /// Builds the whole site: API, operations, dashboard pages, server functions and static files.

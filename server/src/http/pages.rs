@@ -37,6 +37,7 @@ fn is_private_page(path: &str) -> bool {
             "/streams",
             "/stream/",
             "/organisation",
+            "/webhooks",
             "/playout/",
             "/replay/",
         ]
