@@ -364,6 +364,26 @@ async fn a_full_disk_stops_processes_visibly_and_they_resume() {
         s["live"]["processErrors"] == json!({})
     })
     .await;
+    // Both turns were events (webhooks, the live dashboard): each stop of the recording
+    // process followed by its recovery.
+    let start = std::time::Instant::now();
+    loop {
+        let events = r.app.get("/api/v1/events?limit=1000", OP).await.body;
+        let told = |kind: &str| {
+            events["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["type"] == kind && e["data"]["process"] == "recording")
+                .count()
+        };
+        let (stopped, resumed) = (told("process.error"), told("process.recovered"));
+        if stopped >= 1 && stopped == resumed {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{events}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(wait_exit(child, Duration::from_secs(60)).await.success());
     let s = until(&r, &id, "recordings and replay finished", |s| {
         s["state"] == "idle"

@@ -23,6 +23,8 @@ const TYPES: &[&str] = &[
     "thumbnail.created",
     "motionclip.created",
     "clip.created",
+    "process.error",
+    "process.recovered",
 ];
 
 /// Calls `refresh` for each event `wanted` accepts, while the calling page is shown. Runs in

@@ -20,6 +20,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "thumbnail.created",
     "motionclip.created",
     "clip.created",
+    "process.error",
+    "process.recovered",
     "webhook.test",
 ];
 

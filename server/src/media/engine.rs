@@ -288,6 +288,11 @@ impl Engine {
             settings,
             self.shared.clone(),
         ));
+        session.faults.report_to(
+            self.shared.store.clone(),
+            &target.organisation_id,
+            &session_id,
+        );
         let _ = session.stats.started.set(std::time::Instant::now());
         if refused {
             let warning = "live processing is not in this organisation's package (upgrade \

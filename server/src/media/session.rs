@@ -182,14 +182,62 @@ impl SessionStats {
 pub struct Faults {
     stream_id: String,
     now: Mutex<BTreeMap<&'static str, String>>,
+    /// Where a process stopping and resuming is told as an event, once the session row exists.
+    events: std::sync::OnceLock<FaultEvents>,
+}
+
+/// The store and the ids a fault event needs, and the runtime to write it from (processes
+/// run on threads of their own too).
+struct FaultEvents {
+    store: Store,
+    organisation: String,
+    session: String,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Faults {
     pub fn new(stream_id: &str) -> Faults {
         Faults {
             stream_id: stream_id.to_string(),
-            now: Mutex::default(),
+            ..Faults::default()
         }
+    }
+
+    /// From now on a process stopping (`process.error`) and resuming (`process.recovered`)
+    /// is an event of `organisation`'s, for webhooks and the dashboard.
+    pub fn report_to(&self, store: Store, organisation: &str, session: &str) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let _ = self.events.set(FaultEvents {
+                store,
+                organisation: organisation.to_string(),
+                session: session.to_string(),
+                runtime,
+            });
+        }
+    }
+
+    fn tell(&self, kind: &'static str, process: &str, error: Option<&str>) {
+        let Some(e) = self.events.get() else {
+            return;
+        };
+        let (store, organisation, session) =
+            (e.store.clone(), e.organisation.clone(), e.session.clone());
+        let stream = self.stream_id.clone();
+        let data = serde_json::json!({
+            "streamId": stream, "sessionId": session, "process": process, "error": error,
+        });
+        e.runtime.spawn(async move {
+            let event = domain::store::events::NewEvent {
+                kind,
+                organisation_id: &organisation,
+                stream_id: Some(&stream),
+                session_id: Some(&session),
+                data,
+            };
+            if let Err(err) = store.add_event(event).await {
+                tracing::warn!(error = %err.message, kind, "could not record a process event");
+            }
+        });
     }
 
     pub fn set(&self, process: &'static str, error: impl std::fmt::Display) {
@@ -198,12 +246,16 @@ impl Faults {
         if now.get(process) != Some(&error) {
             tracing::error!(stream = %self.stream_id, process, error = %error, "process stopped; retrying");
         }
+        if !now.contains_key(process) {
+            self.tell("process.error", process, Some(&error));
+        }
         now.insert(process, error);
     }
 
     pub fn clear(&self, process: &'static str) {
         if self.now.lock().expect("faults").remove(process).is_some() {
             tracing::info!(stream = %self.stream_id, process, "process writing again");
+            self.tell("process.recovered", process, None);
         }
     }
 
