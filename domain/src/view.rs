@@ -516,6 +516,24 @@ pub struct PublicStream {
     pub hls: String,
 }
 
+/// Every event type: what a webhook endpoint may ask for ("*" is every one) and what the
+/// dashboard listens to.
+pub const EVENT_TYPES: &[&str] = &[
+    "stream.created",
+    "stream.deleted",
+    "stream.live",
+    "stream.idle",
+    "session.ended",
+    "recording.ready",
+    "replay.ready",
+    "thumbnail.created",
+    "motionclip.created",
+    "clip.created",
+    "process.error",
+    "process.recovered",
+    "webhook.test",
+];
+
 /// Something that happened to an organisation's streams, as webhooks and the events API send
 /// it: `data` is the object concerned as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,23 +10,6 @@ use leptos::prelude::*;
 type Wanted = Arc<dyn Fn(&EventView) -> bool + Send + Sync>;
 type Refresh = Arc<dyn Fn() + Send + Sync>;
 
-/// The event types a page may care about.
-#[cfg(feature = "hydrate")]
-const TYPES: &[&str] = &[
-    "stream.created",
-    "stream.deleted",
-    "stream.live",
-    "stream.idle",
-    "session.ended",
-    "recording.ready",
-    "replay.ready",
-    "thumbnail.created",
-    "motionclip.created",
-    "clip.created",
-    "process.error",
-    "process.recovered",
-];
-
 /// Calls `refresh` for each event `wanted` accepts, while the calling page is shown. Runs in
 /// the browser only (an effect); the server renders the page as it is.
 pub fn follow_events(
@@ -57,7 +40,11 @@ fn subscribe(wanted: Wanted, refresh: Refresh) {
             refresh();
         }
     });
-    for kind in TYPES {
+    // Every type but the test event, which names no stream.
+    for kind in domain::view::EVENT_TYPES
+        .iter()
+        .filter(|k| **k != "webhook.test")
+    {
         let _ = source.add_event_listener_with_callback(kind, handler.as_ref().unchecked_ref());
     }
     // The browser reconnects by itself (sending Last-Event-ID); leaving the page closes it.

@@ -9,6 +9,21 @@ pub mod processing_form;
 use domain::ApiError;
 use leptos::prelude::*;
 
+/// A counter that goes up every `period` while the calling page is shown: read it in a
+/// resource's source to ask the server again (public players, delivery logs).
+pub fn ticker(period: std::time::Duration) -> RwSignal<u32> {
+    let tick = RwSignal::new(0u32);
+    Effect::new(move |_| {
+        let handle = set_interval_with_handle(move || tick.update(|t| *t += 1), period).ok();
+        on_cleanup(move || {
+            if let Some(h) = handle {
+                h.clear();
+            }
+        });
+    });
+    tick
+}
+
 /// An error box; a signed-out error links to the sign-in page.
 #[component]
 pub fn ErrorNote(error: ApiError) -> impl IntoView {

@@ -13,7 +13,7 @@ use leptos_meta::{Script, Title};
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::{replay_to_watch, stream_to_watch};
-use crate::components::ErrorNote;
+use crate::components::{ticker, ErrorNote};
 
 /// How often a public page asks whether the stream went live or idle.
 const POLL: Duration = Duration::from_secs(3);
@@ -32,15 +32,7 @@ fn polled_stream() -> Resource<Result<PublicStream, domain::ApiError>> {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
     let signature = link_signature();
-    let tick = RwSignal::new(0u32);
-    Effect::new(move |_| {
-        let handle = set_interval_with_handle(move || tick.update(|t| *t += 1), POLL).ok();
-        on_cleanup(move || {
-            if let Some(h) = handle {
-                h.clear();
-            }
-        });
-    });
+    let tick = ticker(POLL);
     Resource::new(
         move || (id(), signature(), tick.get()),
         |(id, (expires, sig), _)| stream_to_watch(id, expires, sig),
@@ -88,16 +80,34 @@ fn video(stream: &PublicStream) -> impl IntoView {
     }
 }
 
+/// A public page: the player's scripts, the brand header, the page.
 #[component]
-pub fn WatchPage() -> impl IntoView {
-    let data = polled_stream();
+fn PublicFrame(children: Children) -> impl IntoView {
     view! {
         <Script src="/vendor/hls.min.js"/>
         <Script src="/player.js"/>
         <header class="top public">
             <a class="brand" href="/">"liveproc"</a>
         </header>
-        <main class="page watch">
+        <main class="page watch">{children()}</main>
+    }
+}
+
+/// An embeddable page: the player's scripts and nothing around the video.
+#[component]
+fn EmbedFrame(children: Children) -> impl IntoView {
+    view! {
+        <Script src="/vendor/hls.min.js"/>
+        <Script src="/player.js"/>
+        <div class="embed">{children()}</div>
+    }
+}
+
+#[component]
+pub fn WatchPage() -> impl IntoView {
+    let data = polled_stream();
+    view! {
+        <PublicFrame>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
@@ -113,7 +123,7 @@ pub fn WatchPage() -> impl IntoView {
                     }
                 })}
             </Transition>
-        </main>
+        </PublicFrame>
     }
 }
 
@@ -121,9 +131,7 @@ pub fn WatchPage() -> impl IntoView {
 pub fn EmbedPage() -> impl IntoView {
     let data = polled_stream();
     view! {
-        <Script src="/vendor/hls.min.js"/>
-        <Script src="/player.js"/>
-        <div class="embed">
+        <EmbedFrame>
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
                     match data.await {
@@ -132,7 +140,7 @@ pub fn EmbedPage() -> impl IntoView {
                     }
                 })}
             </Transition>
-        </div>
+        </EmbedFrame>
     }
 }
 
@@ -140,12 +148,7 @@ pub fn EmbedPage() -> impl IntoView {
 pub fn WatchReplayPage() -> impl IntoView {
     let data = session_replay();
     view! {
-        <Script src="/vendor/hls.min.js"/>
-        <Script src="/player.js"/>
-        <header class="top public">
-            <a class="brand" href="/">"liveproc"</a>
-        </header>
-        <main class="page watch">
+        <PublicFrame>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
@@ -170,7 +173,7 @@ pub fn WatchReplayPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
-        </main>
+        </PublicFrame>
     }
 }
 
@@ -178,9 +181,7 @@ pub fn WatchReplayPage() -> impl IntoView {
 pub fn EmbedReplayPage() -> impl IntoView {
     let data = session_replay();
     view! {
-        <Script src="/vendor/hls.min.js"/>
-        <Script src="/player.js"/>
-        <div class="embed">
+        <EmbedFrame>
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
                     match data.await {
@@ -189,6 +190,6 @@ pub fn EmbedReplayPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
-        </div>
+        </EmbedFrame>
     }
 }

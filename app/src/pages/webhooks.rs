@@ -11,7 +11,7 @@ use crate::api::{
     webhooks_with_log, whoami, AddWebhook, RemoveWebhook, ResendDelivery, SendTestEvent,
 };
 use crate::components::layout::Layout;
-use crate::components::{CopyButton, ErrorNote};
+use crate::components::{ticker, CopyButton, ErrorNote};
 
 /// How often the delivery log is read again.
 const POLL: Duration = Duration::from_secs(2);
@@ -22,15 +22,7 @@ pub fn WebhooksPage() -> impl IntoView {
     let remove = ServerAction::<RemoveWebhook>::new();
     let test = ServerAction::<SendTestEvent>::new();
     let resend = ServerAction::<ResendDelivery>::new();
-    let tick = RwSignal::new(0u32);
-    Effect::new(move |_| {
-        let handle = set_interval_with_handle(move || tick.update(|t| *t += 1), POLL).ok();
-        on_cleanup(move || {
-            if let Some(h) = handle {
-                h.clear();
-            }
-        });
-    });
+    let tick = ticker(POLL);
     let hooks = Resource::new(
         move || {
             (

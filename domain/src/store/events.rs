@@ -8,22 +8,7 @@ use sqlx::Any;
 
 use super::*;
 
-/// Event types an endpoint may ask for ("*" is every one).
-pub const EVENT_TYPES: &[&str] = &[
-    "stream.created",
-    "stream.deleted",
-    "stream.live",
-    "stream.idle",
-    "session.ended",
-    "recording.ready",
-    "replay.ready",
-    "thumbnail.created",
-    "motionclip.created",
-    "clip.created",
-    "process.error",
-    "process.recovered",
-    "webhook.test",
-];
+pub use crate::view::EVENT_TYPES;
 
 /// A secret shorter than this is refused.
 pub const MIN_SECRET: usize = 32;

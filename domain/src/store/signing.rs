@@ -49,6 +49,11 @@ impl AssetSigner {
         })
     }
 
+    /// When a URL signed at `now_s` expires: the lifetime, rounded up to [`ROUND`].
+    fn expiry(&self, now_s: i64) -> i64 {
+        (now_s + self.ttl + ROUND - 1) / ROUND * ROUND
+    }
+
     fn mac(&self, expires: i64, path: &str) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
         mac.update(format!("{expires}\n{}", folder(path)).as_bytes());
@@ -57,7 +62,7 @@ impl AssetSigner {
 
     /// The URL path after `/assets/` for `path`, valid for the organisation's lifetime from `now_s`.
     pub fn sign(&self, path: &str, now_s: i64) -> String {
-        let expires = (now_s + self.ttl + ROUND - 1) / ROUND * ROUND;
+        let expires = self.expiry(now_s);
         let sig = hex::encode(self.mac(expires, path).finalize().into_bytes());
         format!("{SIGNED_PREFIX}{expires}/{sig}/{path}")
     }
@@ -66,7 +71,7 @@ impl AssetSigner {
     /// (`stream/ID`, its watch and embed pages) or a session (`replay/ID`). The same lifetime as
     /// asset URLs; a page so opened hands out asset URLs of its own.
     pub fn sign_page(&self, subject: &str, now_s: i64) -> String {
-        let expires = (now_s + self.ttl + ROUND - 1) / ROUND * ROUND;
+        let expires = self.expiry(now_s);
         let sig = hex::encode(self.page_mac(expires, subject).finalize().into_bytes());
         format!("?expires={expires}&sig={sig}")
     }
@@ -86,14 +91,7 @@ impl AssetSigner {
         now_s: i64,
     ) -> Result<(), Refused> {
         let (expires, sig_hex) = signature.ok_or(Refused::Required)?;
-        let sig = hex::decode(sig_hex).map_err(|_| Refused::Invalid)?;
-        self.page_mac(expires, subject)
-            .verify_slice(&sig)
-            .map_err(|_| Refused::Invalid)?;
-        if now_s >= expires {
-            return Err(Refused::Expired);
-        }
-        Ok(())
+        checked(self.page_mac(expires, subject), expires, sig_hex, now_s)
     }
 
     /// Checks a signature (constant-time) and its expiry for `path`.
@@ -104,15 +102,18 @@ impl AssetSigner {
         sig_hex: &str,
         now_s: i64,
     ) -> Result<(), Refused> {
-        let sig = hex::decode(sig_hex).map_err(|_| Refused::Invalid)?;
-        self.mac(expires, path)
-            .verify_slice(&sig)
-            .map_err(|_| Refused::Invalid)?;
-        if now_s >= expires {
-            return Err(Refused::Expired);
-        }
-        Ok(())
+        checked(self.mac(expires, path), expires, sig_hex, now_s)
     }
+}
+
+/// Checks a hex signature against `mac` (constant-time), then its expiry.
+fn checked(mac: Hmac<Sha256>, expires: i64, sig_hex: &str, now_s: i64) -> Result<(), Refused> {
+    let sig = hex::decode(sig_hex).map_err(|_| Refused::Invalid)?;
+    mac.verify_slice(&sig).map_err(|_| Refused::Invalid)?;
+    if now_s >= expires {
+        return Err(Refused::Expired);
+    }
+    Ok(())
 }
 
 impl Refused {

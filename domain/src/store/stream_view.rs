@@ -65,13 +65,13 @@ impl Store {
         let (Some(a), Some((stream_id,))) = (asset, stream) else {
             return Err(ApiError::not_found("replay of this session"));
         };
-        self.check_page(&stream_id, &format!("replay/{session_id}"), signature)
+        let signer = self
+            .check_page(&stream_id, &format!("replay/{session_id}"), signature)
             .await?;
         let row = sqlx::query_as::<_, StreamRow>(&format!("{STREAM_SELECT} WHERE s.id = $1"))
             .bind(&stream_id)
             .fetch_one(&self.pool)
             .await?;
-        let signer = self.asset_signer_of_stream(&stream_id).await?;
         Ok(PublicReplay {
             session_id: session_id.to_string(),
             title: row.title(),
@@ -83,19 +83,20 @@ impl Store {
     }
 
     /// Whether a public page of `stream_id`'s may be shown: always, unless its organisation
-    /// signs; then only through a valid link for `subject`.
+    /// signs; then only through a valid link for `subject`. Answers the signer, for the page's
+    /// own asset URLs.
     async fn check_page(
         &self,
         stream_id: &str,
         subject: &str,
         signature: Option<(i64, &str)>,
-    ) -> Result<(), ApiError> {
-        match self.asset_signer_of_stream(stream_id).await? {
-            Some(signer) => signer
-                .verify_page(subject, signature, now_ms() / 1000)
-                .map_err(|r| r.error("pages")),
-            None => Ok(()),
+    ) -> Result<Option<signing::AssetSigner>, ApiError> {
+        let signer = self.asset_signer_of_stream(stream_id).await?;
+        if let Some(s) = &signer {
+            s.verify_page(subject, signature, now_ms() / 1000)
+                .map_err(|r| r.error("pages"))?;
         }
+        Ok(signer)
     }
 
     pub(super) async fn views(
