@@ -520,6 +520,7 @@ pub struct PublicStream {
 /// dashboard listens to.
 pub const EVENT_TYPES: &[&str] = &[
     "stream.created",
+    "stream.updated",
     "stream.deleted",
     "stream.live",
     "stream.idle",
@@ -529,8 +530,10 @@ pub const EVENT_TYPES: &[&str] = &[
     "thumbnail.created",
     "motionclip.created",
     "clip.created",
+    "asset.deleted",
     "process.error",
     "process.recovered",
+    "transcode.state",
     "webhook.test",
 ];
 

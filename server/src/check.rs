@@ -91,7 +91,7 @@ pub async fn run(
                     "recording" | "replay" => {
                         store.finish_asset(&file.id, None, 0, "failed").await?
                     }
-                    _ => store.delete_asset(&file.id).await?,
+                    _ => store.delete_asset(&file.id, "missing").await?,
                 }
             }
         }

@@ -22,7 +22,7 @@ pub async fn sweep(store: &Store, assets: &Path, now_ms: i64) -> Result<usize, d
                 continue;
             }
         }
-        store.delete_asset(&id).await?;
+        store.delete_asset(&id, "retention").await?;
         deleted += 1;
     }
     if deleted > 0 {

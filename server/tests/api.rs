@@ -470,6 +470,18 @@ async fn update_keeps_what_is_left_out(b: Backend) {
     );
     // The thumbnail latest link appears once thumbnails are on.
     assert_eq!(a.body["playout"]["thumbnails"][0]["type"], "latest");
+    // Each edit is a `stream.updated` event with the settings saved.
+    let updated = app.events(OP, "stream.updated").await;
+    assert_eq!(updated.len(), 2, "{updated:?}");
+    assert_eq!(updated[0]["streamId"], id);
+    assert_eq!(
+        updated[0]["data"]["processing"]["thumbnail"],
+        json!({"enabled": true, "interval": 30})
+    );
+    assert_eq!(
+        updated[1]["data"]["processing"]["recording"],
+        json!({"enabled": true, "duration": null})
+    );
     app.put("/api/v1/stream/nope/processing", OP, json!({}))
         .await
         .error(404, "not_found");
@@ -592,6 +604,17 @@ async fn profiles_are_added_and_removed_later(b: Backend) {
     assert_eq!(streams[2]["processing"]["recording"]["enabled"], true);
     assert_eq!(streams[2]["processing"]["pending"], false);
     assert_eq!(streams[0]["id"], s["id"], "the passthrough stream stays");
+    // Events: the dropped stream deleted, the new one created, the group's profiles updated.
+    let deleted = app.events(OP, "stream.deleted").await;
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0]["streamId"], p720.as_str());
+    let created = app.events(OP, "stream.created").await;
+    assert_eq!(created.last().unwrap()["streamId"], streams[2]["id"]);
+    assert_eq!(created.last().unwrap()["data"]["profile"], "480p");
+    let updated = app.events(OP, "stream.updated").await;
+    assert_eq!(updated.len(), 1);
+    assert_eq!(updated[0]["streamId"], s["id"]);
+    assert_eq!(updated[0]["data"]["profiles"], json!(["passthrough", "360p", "480p"]));
     // The passthrough stream offers the group's ABR playlist; profile streams their own only.
     assert_eq!(streams[0]["playout"]["hls"][1]["type"], "abr");
     assert_eq!(streams[1]["playout"]["hls"].as_array().unwrap().len(), 1);
@@ -1194,6 +1217,14 @@ async fn recording_retention(b: Backend) {
         .unwrap();
     assert_eq!(swept, 1);
     assert!(!assets.join(&rel).exists());
+    let deleted = app.events(OP, "asset.deleted").await;
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert_eq!(deleted[0]["streamId"], id);
+    assert_eq!(
+        (&deleted[0]["data"]["id"], &deleted[0]["data"]["kind"]),
+        (&json!(asset), &json!("recording"))
+    );
+    assert_eq!(deleted[0]["data"]["reason"], "retention");
     assert_eq!(
         vods(&app.get(&format!("/api/v1/stream/{id}"), OP).await.body),
         0

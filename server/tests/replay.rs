@@ -335,6 +335,12 @@ async fn clips_cut_the_replay_without_reencoding() {
     assert_eq!(list.body["clips"][0]["id"], clip_id);
     let a = r.app.delete(&format!("/api/v1/clip/{clip_id}"), OP).await;
     assert_eq!(a.status, 204, "{}", a.text);
+    let deleted = r.app.events(OP, "asset.deleted").await;
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert_eq!(deleted[0]["data"]["id"], clip_id);
+    assert_eq!(deleted[0]["data"]["kind"], "clip");
+    assert_eq!(deleted[0]["data"]["reason"], "deleted");
+    assert_eq!(deleted[0]["sessionId"], session);
     let (status, _) = get(&r, &asset_path(clip["url"].as_str().unwrap())).await;
     assert_eq!(status, 404);
     let list = r

@@ -305,6 +305,18 @@ async fn renditions_beyond_the_cap_show_capacity() {
     }
     assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 2, "{master}");
     assert!(!master.contains(&p240), "{master}");
+    // Each rendition's state is an event: one running, one refused for capacity.
+    let states = r.app.events(OP, "transcode.state").await;
+    let state_of = |stream: &str| -> Vec<Value> {
+        states
+            .iter()
+            .filter(|e| e["streamId"] == stream)
+            .map(|e| e["data"]["transcode"]["state"].clone())
+            .collect()
+    };
+    assert_eq!(state_of(&p360), [json!("running")], "{states:?}");
+    assert_eq!(state_of(&p240), [json!("capacity")], "{states:?}");
+    assert!(states.iter().all(|e| e["data"]["profile"].is_string()));
     assert!(wait_exit(ffmpeg, Duration::from_secs(60)).await.success());
     until(&r, &p360, "the rendition to end", |s| {
         s["state"] == "idle" && s["transcode"].is_null()

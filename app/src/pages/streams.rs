@@ -19,6 +19,7 @@ pub fn StreamsPage() -> impl IntoView {
             matches!(
                 e.kind.as_str(),
                 "stream.created"
+                    | "stream.updated"
                     | "stream.deleted"
                     | "stream.live"
                     | "stream.idle"

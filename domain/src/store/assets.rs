@@ -72,16 +72,34 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         for (id, _) in &old {
-            self.delete_asset(id).await?;
+            self.delete_asset(id, "history").await?;
         }
         Ok(old.iter().flat_map(|(_, p)| kind.files(p)).collect())
     }
 
-    pub async fn delete_asset(&self, id: &str) -> Result<(), ApiError> {
+    /// Deletes an asset's row with its `asset.deleted` event; `reason` says why ("history":
+    /// past the per-session limit, "retention", "missing": its file was gone).
+    pub async fn delete_asset(&self, id: &str, reason: &str) -> Result<(), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(String, Option<String>, String, String, String)> = sqlx::query_as(
+            "SELECT a.stream_id, a.session_id, a.kind, a.path, s.organisation_id FROM assets a \
+             JOIN streams s ON s.id = a.stream_id WHERE a.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM assets WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        if let Some((stream, session, kind, path, organisation)) = row {
+            let data = serde_json::json!({
+                "id": id, "kind": kind, "path": path, "streamId": stream,
+                "sessionId": session, "reason": reason,
+            });
+            asset_deleted(&mut tx, &organisation, &stream, session.as_deref(), data).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -221,11 +239,38 @@ impl Store {
 
     /// Removes a clip row whose file is gone (the consistency check's fix).
     pub async fn forget_clip(&self, id: &str) -> Result<(), ApiError> {
+        self.remove_clip(id, "missing").await?;
+        Ok(())
+    }
+
+    /// Deletes a clip's row with its `asset.deleted` event; answers its files (path, poster).
+    pub(super) async fn remove_clip(
+        &self,
+        id: &str,
+        reason: &str,
+    ) -> Result<Option<(String, Option<String>)>, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(String, Option<String>, String, String, String)> = sqlx::query_as(
+            "SELECT path, poster, organisation_id, stream_id, session_id FROM clips WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM clips WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        let Some((path, poster, organisation, stream, session)) = row else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let data = serde_json::json!({
+            "id": id, "kind": "clip", "path": path, "streamId": stream,
+            "sessionId": session, "reason": reason,
+        });
+        asset_deleted(&mut tx, &organisation, &stream, Some(&session), data).await?;
+        tx.commit().await?;
+        Ok(Some((path, poster)))
     }
 
     /// A session's replay, for its rewatch page: the stream object and the replay entry.
@@ -341,4 +386,25 @@ pub(super) struct AssetRow {
     pub(super) idx: i64,
     pub(super) started_at: Option<i64>,
     pub(super) ended_at: Option<i64>,
+}
+
+async fn asset_deleted(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    organisation: &str,
+    stream: &str,
+    session: Option<&str>,
+    data: serde_json::Value,
+) -> Result<(), ApiError> {
+    events::record(
+        tx,
+        events::NewEvent {
+            kind: "asset.deleted",
+            organisation_id: organisation,
+            stream_id: Some(stream),
+            session_id: session,
+            data,
+        },
+    )
+    .await?;
+    Ok(())
 }

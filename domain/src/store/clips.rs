@@ -270,17 +270,17 @@ impl Store {
     /// Deletes a clip's row; answers its files, which are to go.
     pub async fn delete_clip(&self, p: &Principal, id: &str) -> Result<Vec<String>, ApiError> {
         p.require_edit()?;
-        let (path, poster): (String, Option<String>) =
-            sqlx::query_as("SELECT path, poster FROM clips WHERE id = $1 AND organisation_id = $2")
+        let _: (String,) =
+            sqlx::query_as("SELECT id FROM clips WHERE id = $1 AND organisation_id = $2")
                 .bind(id)
                 .bind(&p.organisation_id)
                 .fetch_optional(&self.pool)
                 .await?
                 .ok_or_else(|| ApiError::not_found("clip"))?;
-        sqlx::query("DELETE FROM clips WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let (path, poster) = self
+            .remove_clip(id, "deleted")
+            .await?
+            .ok_or_else(|| ApiError::not_found("clip"))?;
         Ok(std::iter::once(path).chain(poster).collect())
     }
 }

@@ -110,20 +110,10 @@ impl Store {
             first.get_or_insert(id);
         }
         let id = first.clone().expect("passthrough always exists");
-        events::record(
-            &mut tx,
-            events::NewEvent {
-                kind: "stream.created",
-                organisation_id: &p.organisation_id,
-                stream_id: Some(&id),
-                session_id: None,
-                data: serde_json::json!({
-                    "id": id, "name": name, "streamgroup": group_id, "profiles": profiles,
-                    "tags": tags,
-                }),
-            },
-        )
-        .await?;
+        let data = serde_json::json!({
+            "id": id, "name": name, "streamgroup": group_id, "profiles": profiles, "tags": tags,
+        });
+        stream_event(&mut tx, "stream.created", &p.organisation_id, &id, data).await?;
         tx.commit().await?;
         self.stream(p, &id, DEFAULT_ASSET_LIMIT, urls).await
     }
@@ -266,15 +256,21 @@ impl Store {
             after.apply(patch);
             after.validate()?;
             enables |= after.enables_more_than(&before);
-            next.push((row.id, after));
+            next.push((row, after));
         }
         if enables {
             self.require_live_processing(&p.organisation_id).await?;
         }
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        for (id, s) in &next {
-            write_settings(&mut tx, id, s, now).await?;
+        for (row, s) in &next {
+            write_settings(&mut tx, &row.id, s, now).await?;
+            // The settings a live stream takes at its next ingest.
+            let data = serde_json::json!({
+                "id": row.id, "streamgroup": row.group_id, "profile": row.profile,
+                "processing": s,
+            });
+            stream_updated(&mut tx, &p.organisation_id, &row.id, data).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -309,6 +305,8 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 deleted.push(s.id.clone());
+                let data = serde_json::json!({ "id": s.id, "streamgroup": s.streamgroup });
+                stream_event(&mut tx, "stream.deleted", &p.organisation_id, &s.id, data).await?;
             }
         }
         for (position, profile) in wanted.iter().enumerate() {
@@ -320,7 +318,7 @@ impl Store {
                     .await?;
                 continue;
             }
-            insert_stream(
+            let id = insert_stream(
                 &mut tx,
                 &passthrough.streamgroup,
                 &p.organisation_id,
@@ -330,7 +328,15 @@ impl Store {
                 now,
             )
             .await?;
+            let data = serde_json::json!({
+                "id": id, "streamgroup": passthrough.streamgroup, "profile": profile,
+            });
+            stream_event(&mut tx, "stream.created", &p.organisation_id, &id, data).await?;
         }
+        let data = serde_json::json!({
+            "id": passthrough.id, "streamgroup": passthrough.streamgroup, "profiles": wanted,
+        });
+        stream_updated(&mut tx, &p.organisation_id, &passthrough.id, data).await?;
         tx.commit().await?;
         Ok((passthrough.id.clone(), deleted))
     }
@@ -364,17 +370,8 @@ impl Store {
                 .await?;
         }
         for stream in &deleted {
-            events::record(
-                &mut tx,
-                events::NewEvent {
-                    kind: "stream.deleted",
-                    organisation_id: &p.organisation_id,
-                    stream_id: Some(stream),
-                    session_id: None,
-                    data: serde_json::json!({ "id": stream, "streamgroup": row.group_id }),
-                },
-            )
-            .await?;
+            let data = serde_json::json!({ "id": stream, "streamgroup": row.group_id });
+            stream_event(&mut tx, "stream.deleted", &p.organisation_id, stream, data).await?;
         }
         tx.commit().await?;
         Ok(deleted)
@@ -580,4 +577,34 @@ impl StreamRow {
             self.name.clone()
         }
     }
+}
+
+async fn stream_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    kind: &'static str,
+    organisation: &str,
+    stream: &str,
+    data: serde_json::Value,
+) -> Result<(), ApiError> {
+    events::record(
+        tx,
+        events::NewEvent {
+            kind,
+            organisation_id: organisation,
+            stream_id: Some(stream),
+            session_id: None,
+            data,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn stream_updated(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    organisation: &str,
+    stream: &str,
+    data: serde_json::Value,
+) -> Result<(), ApiError> {
+    stream_event(tx, "stream.updated", organisation, stream, data).await
 }

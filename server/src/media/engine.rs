@@ -102,6 +102,7 @@ impl Engine {
                 &t.stream_id,
                 kbps,
                 decode_cpu.clone(),
+                session.faults.sink(),
             ));
             statuses.push(status.clone());
             let Some(slot) = self.transcode_capacity.reserve() else {

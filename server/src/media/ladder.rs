@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::session::Session;
+use super::session::{EventSink, Session};
 
 /// The server's cap on renditions encoded at once (`--max-transcodes`).
 pub struct Capacity {
@@ -70,10 +70,18 @@ pub struct Status {
     /// CPU time of the group's decoding thread, shared by its renditions.
     pub decode_cpu_ns: Arc<AtomicU64>,
     started: Instant,
+    /// Where a change of state is told (`transcode.state`).
+    events: Option<EventSink>,
 }
 
 impl Status {
-    pub fn new(profile: &str, stream_id: &str, target_kbps: u32, decode: Arc<AtomicU64>) -> Self {
+    pub fn new(
+        profile: &str,
+        stream_id: &str,
+        target_kbps: u32,
+        decode: Arc<AtomicU64>,
+        events: Option<EventSink>,
+    ) -> Self {
         Status {
             profile: profile.to_string(),
             stream_id: stream_id.to_string(),
@@ -85,11 +93,28 @@ impl Status {
             cpu_ns: AtomicU64::default(),
             decode_cpu_ns: decode,
             started: Instant::now(),
+            events,
         }
     }
 
+    /// A new state; a change is an event (`transcode.state`) with the rendition as the API
+    /// shows it.
     pub fn set(&self, state: &'static str, message: Option<String>) {
-        *self.state.lock().expect("transcode state") = (state, message);
+        let before = std::mem::replace(
+            &mut *self.state.lock().expect("transcode state"),
+            (state, message),
+        );
+        if before.0 != state {
+            if let Some(sink) = &self.events {
+                let data = serde_json::json!({
+                    "streamId": self.stream_id,
+                    "profile": self.profile,
+                    "sessionId": sink.session(),
+                    "transcode": self.view(),
+                });
+                sink.tell("transcode.state", &self.stream_id, data);
+            }
+        }
     }
 
     pub fn state(&self) -> (&'static str, Option<String>) {

@@ -183,16 +183,46 @@ pub struct Faults {
     stream_id: String,
     now: Mutex<BTreeMap<&'static str, String>>,
     /// Where a process stopping and resuming is told as an event, once the session row exists.
-    events: std::sync::OnceLock<FaultEvents>,
+    events: std::sync::OnceLock<EventSink>,
 }
 
-/// The store and the ids a fault event needs, and the runtime to write it from (processes
-/// run on threads of their own too).
-struct FaultEvents {
+/// Where a session's runtime happenings (a process stopping, a rendition's state) become
+/// events: the store, the ids, and the runtime to write from (processes run on threads of
+/// their own too).
+#[derive(Clone)]
+pub struct EventSink {
     store: Store,
     organisation: String,
     session: String,
     runtime: tokio::runtime::Handle,
+}
+
+impl EventSink {
+    /// Records `kind` about `stream` in this session; a failure is logged, never blocks.
+    pub fn tell(&self, kind: &'static str, stream: &str, data: serde_json::Value) {
+        let (store, organisation, session, stream) = (
+            self.store.clone(),
+            self.organisation.clone(),
+            self.session.clone(),
+            stream.to_string(),
+        );
+        self.runtime.spawn(async move {
+            let event = domain::store::events::NewEvent {
+                kind,
+                organisation_id: &organisation,
+                stream_id: Some(&stream),
+                session_id: Some(&session),
+                data,
+            };
+            if let Err(err) = store.add_event(event).await {
+                tracing::warn!(error = %err.message, kind, "could not record a runtime event");
+            }
+        });
+    }
+
+    pub fn session(&self) -> &str {
+        &self.session
+    }
 }
 
 impl Faults {
@@ -207,7 +237,7 @@ impl Faults {
     /// is an event of `organisation`'s, for webhooks and the dashboard.
     pub fn report_to(&self, store: Store, organisation: &str, session: &str) {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let _ = self.events.set(FaultEvents {
+            let _ = self.events.set(EventSink {
                 store,
                 organisation: organisation.to_string(),
                 session: session.to_string(),
@@ -216,28 +246,18 @@ impl Faults {
         }
     }
 
+    /// Where this session's events go, once its row exists.
+    pub fn sink(&self) -> Option<EventSink> {
+        self.events.get().cloned()
+    }
+
     fn tell(&self, kind: &'static str, process: &str, error: Option<&str>) {
-        let Some(e) = self.events.get() else {
-            return;
-        };
-        let (store, organisation, session) =
-            (e.store.clone(), e.organisation.clone(), e.session.clone());
-        let stream = self.stream_id.clone();
-        let data = serde_json::json!({
-            "streamId": stream, "sessionId": session, "process": process, "error": error,
-        });
-        e.runtime.spawn(async move {
-            let event = domain::store::events::NewEvent {
-                kind,
-                organisation_id: &organisation,
-                stream_id: Some(&stream),
-                session_id: Some(&session),
-                data,
-            };
-            if let Err(err) = store.add_event(event).await {
-                tracing::warn!(error = %err.message, kind, "could not record a process event");
-            }
-        });
+        if let Some(e) = self.events.get() {
+            let data = serde_json::json!({
+                "streamId": self.stream_id, "sessionId": e.session, "process": process, "error": error,
+            });
+            e.tell(kind, &self.stream_id, data);
+        }
     }
 
     pub fn set(&self, process: &'static str, error: impl std::fmt::Display) {

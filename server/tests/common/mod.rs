@@ -185,6 +185,18 @@ impl TestApp {
     pub async fn get(&self, path: &str, key: &str) -> Answer {
         self.call(Method::GET, path, Some(key), None).await
     }
+    /// The caller's organisation's events of `kind`, oldest first.
+    pub async fn events(&self, key: &str, kind: &str) -> Vec<Value> {
+        let a = self.get("/api/v1/events?limit=500", key).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        a.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == kind)
+            .cloned()
+            .collect()
+    }
     pub async fn post(&self, path: &str, key: &str, body: Value) -> Answer {
         self.call(Method::POST, path, Some(key), Some(body)).await
     }
