@@ -614,7 +614,10 @@ async fn profiles_are_added_and_removed_later(b: Backend) {
     let updated = app.events(OP, "stream.updated").await;
     assert_eq!(updated.len(), 1);
     assert_eq!(updated[0]["streamId"], s["id"]);
-    assert_eq!(updated[0]["data"]["profiles"], json!(["passthrough", "360p", "480p"]));
+    assert_eq!(
+        updated[0]["data"]["profiles"],
+        json!(["passthrough", "360p", "480p"])
+    );
     // The passthrough stream offers the group's ABR playlist; profile streams their own only.
     assert_eq!(streams[0]["playout"]["hls"][1]["type"], "abr");
     assert_eq!(streams[1]["playout"]["hls"].as_array().unwrap().len(), 1);

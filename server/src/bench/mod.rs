@@ -1,6 +1,7 @@
 //! `liveproc bench`: what a stream costs with liveproc, side by side with the ffmpeg pipeline an
 //! operator would build for the same processes, in one run on one machine. See BENCHMARKS.md.
 
+pub mod events;
 pub mod media;
 pub mod pictures;
 pub mod plot;
@@ -60,6 +61,16 @@ pub struct BenchArgs {
     /// Draw `--plot` again from a ramp's `--json` file, without measuring.
     #[arg(long, requires = "plot")]
     pub replot: Option<PathBuf>,
+    /// Events only: webhook latency with `--streams` live streams and every process on, and the
+    /// outbox's events per second on SQLite (and PostgreSQL with `--postgres`).
+    #[arg(long)]
+    pub events: bool,
+    /// `--events`: a PostgreSQL URL whose server gets a scratch database for the outbox run.
+    #[arg(long, requires = "events")]
+    pub postgres: Option<String>,
+    /// `--events`: the outbox only, without the webhook latency run.
+    #[arg(long, requires = "events")]
+    pub no_webhooks: bool,
 }
 
 impl BenchArgs {
@@ -100,6 +111,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             println!("ramp: plot written to {}", path.display());
         }
         return Ok(());
+    }
+    if args.events {
+        return run_events(&args).await;
     }
     let mut pics = Vec::new();
     if !args.no_pictures && !args.renditions_only {
@@ -170,6 +184,37 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "bench: streams={} seconds={} liveproc_cpu_s={:.2} ffmpeg_cpu_s={:.2} ratio={:.3}",
         s.streams, s.seconds, s.liveproc_cpu_s, s.ffmpeg_cpu_s, s.ratio
     );
+    Ok(())
+}
+
+async fn run_events(args: &BenchArgs) -> anyhow::Result<()> {
+    let f = events::run(args).await?;
+    if let Some(w) = &f.webhooks {
+        println!(
+            "webhooks: {} streams × {} s, every process: {} events, written → received p50 {:.0} ms \
+             p95 {:.0} ms max {:.0} ms (server CPU {:.1} s, motion clips skipped {})",
+            w.streams,
+            w.seconds,
+            w.events,
+            w.p50_ms,
+            w.p95_ms,
+            w.max_ms,
+            w.server.liveproc_cpu_s,
+            w.server.motionclips_skipped_busy
+        );
+        for (kind, n, p50, p95) in &w.by_type {
+            println!("  {kind}: {n} events, p50 {p50:.0} ms p95 {p95:.0} ms");
+        }
+    }
+    for o in &f.outbox {
+        println!(
+            "outbox {}: {} writers, {} endpoints: {:.0} events/s written, {:.0} deliveries/s sent",
+            o.backend, o.writers, o.endpoints, o.events_per_s, o.delivered_per_s
+        );
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&f)?)?;
+    }
     Ok(())
 }
 

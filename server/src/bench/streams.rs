@@ -58,7 +58,7 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// A tiny HTTP/1.1 client for the few API calls the benchmark makes.
-async fn http(
+pub(super) async fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -151,39 +151,58 @@ pub async fn liveproc(
     streams: usize,
     processes: &[String],
 ) -> anyhow::Result<StreamFigures> {
-    let clip = test_clip(&args.cache, args.size(), 60)?;
-    let tags = read_flv(&clip)?;
-    let data = std::env::temp_dir().join(format!("liveproc-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
-    std::fs::create_dir_all(&data)?;
-    let (http_port, rtmp_port) = (free_port()?, free_port()?);
-    let http_addr: SocketAddr = format!("127.0.0.1:{http_port}").parse()?;
-    let rtmp_addr: SocketAddr = format!("127.0.0.1:{rtmp_port}").parse()?;
-    let log = std::fs::File::create(data.join("server.log"))?;
-    let mut server = Command::new(std::env::current_exe()?)
-        .args([
-            "--http",
-            &http_addr.to_string(),
-            "--rtmp",
-            &rtmp_addr.to_string(),
-        ])
-        .arg("--data")
-        .arg(&data)
-        .args(["--admin-key", KEY])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()?;
+    let tags = read_flv(&test_clip(&args.cache, args.size(), 60)?)?;
+    let mut server = Server::start(&[])?;
     let run = BenchArgs {
         streams,
         processes: processes.to_vec(),
         ..args.clone()
     };
-    let result = measure_liveproc(&run, &tags, &data, http_addr, rtmp_addr, server.id()).await;
-    let _ = server.kill();
-    let _ = server.wait();
-    let _ = std::fs::remove_dir_all(&data);
+    let result = measure_liveproc(&run, &tags, &server).await;
+    server.stop();
     result
+}
+
+/// A liveproc server process on free loopback ports with a fresh data folder.
+pub(super) struct Server {
+    child: std::process::Child,
+    pub data: PathBuf,
+    pub http: SocketAddr,
+    pub rtmp: SocketAddr,
+}
+
+impl Server {
+    pub(super) fn start(extra: &[&str]) -> anyhow::Result<Server> {
+        let data = std::env::temp_dir().join(format!("liveproc-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
+        std::fs::create_dir_all(&data)?;
+        let (http_port, rtmp_port) = (free_port()?, free_port()?);
+        let http: SocketAddr = format!("127.0.0.1:{http_port}").parse()?;
+        let rtmp: SocketAddr = format!("127.0.0.1:{rtmp_port}").parse()?;
+        let log = std::fs::File::create(data.join("server.log"))?;
+        let child = Command::new(std::env::current_exe()?)
+            .args(["--http", &http.to_string(), "--rtmp", &rtmp.to_string()])
+            .arg("--data")
+            .arg(&data)
+            .args(["--admin-key", KEY])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        Ok(Server {
+            child,
+            data,
+            http,
+            rtmp,
+        })
+    }
+
+    pub(super) fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
 }
 
 /// One step of a ramp.
@@ -302,14 +321,13 @@ pub async fn ramp(args: &BenchArgs, processes: &[String]) -> anyhow::Result<Ramp
     Ok(curve)
 }
 
-async fn measure_liveproc(
+pub(super) async fn measure_liveproc(
     args: &BenchArgs,
     tags: &[super::media::Tag],
-    data: &Path,
-    http_addr: SocketAddr,
-    rtmp_addr: SocketAddr,
-    pid: u32,
+    server: &Server,
 ) -> anyhow::Result<StreamFigures> {
+    let (data, http_addr, rtmp_addr, pid) =
+        (&server.data, server.http, server.rtmp, server.child.id());
     let started = Instant::now();
     while http(http_addr, "GET", "/healthz", None).await.is_err() {
         if started.elapsed() > Duration::from_secs(20) {
