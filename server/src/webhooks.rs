@@ -41,7 +41,8 @@ fn backoff_ms(policy: Policy, attempts: i64) -> i64 {
 
 /// Runs the endpoint tasks: starts one for each endpoint, stops those of deleted endpoints.
 pub async fn run(store: Store, policy: Policy) {
-    let mut tasks: HashMap<String, (Endpoint, tokio::task::JoinHandle<()>)> = HashMap::new();
+    let mut tasks = Tasks::default();
+    let tasks = &mut tasks.0;
     loop {
         match store.endpoints().await {
             Ok(endpoints) => {
@@ -65,8 +66,21 @@ pub async fn run(store: Store, policy: Policy) {
     }
 }
 
+/// The endpoint tasks, stopped with their dispatcher (when `run` is dropped or aborted).
+#[derive(Default)]
+struct Tasks(HashMap<String, (Endpoint, tokio::task::JoinHandle<()>)>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for (_, task) in self.0.values() {
+            task.abort();
+        }
+    }
+}
+
 /// One endpoint's deliveries, for as long as it exists.
 async fn endpoint(store: Store, e: Endpoint, policy: Policy) {
+    let mut client = None;
     loop {
         let due = match store.due_deliveries(&e.id, now_ms(), 50).await {
             Ok(due) => due,
@@ -80,7 +94,7 @@ async fn endpoint(store: Store, e: Endpoint, policy: Policy) {
             continue;
         }
         for d in due {
-            let outcome = deliver(&e, &d, policy).await;
+            let outcome = deliver(&e, &d, policy, &mut client).await;
             let (status, error) = match &outcome {
                 Ok(status) => (Some(*status), None),
                 Err((status, error)) => (*status, Some(error.as_str())),
@@ -102,23 +116,30 @@ async fn endpoint(store: Store, e: Endpoint, policy: Policy) {
 }
 
 /// Sends one delivery: the status of a 2xx answer, or the status (if any) and why not.
+/// `client` is kept between deliveries (its connections are reused) while the endpoint's host
+/// resolves to the same checked address.
 async fn deliver(
     e: &Endpoint,
     d: &DueDelivery,
     policy: Policy,
+    client: &mut Option<(std::net::SocketAddr, reqwest::Client)>,
 ) -> Result<u16, (Option<u16>, String)> {
     let (host, addr) = check_url(&e.url, policy)
         .await
         .map_err(|err| (None, err.message))?;
     let body = serde_json::to_vec(&d.event).map_err(|err| (None, err.to_string()))?;
     let t = now_ms() / 1000;
-    // The address checked above is the one connected to: no second lookup to rebind.
-    let client = reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve(&host, addr)
-        .build()
-        .map_err(|err| (None, err.to_string()))?;
+    if client.as_ref().is_none_or(|(a, _)| *a != addr) {
+        // The address checked above is the one connected to: no second lookup to rebind.
+        let built = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve(&host, addr)
+            .build()
+            .map_err(|err| (None, err.to_string()))?;
+        *client = Some((addr, built));
+    }
+    let (_, client) = client.as_ref().expect("set above");
     let answer = client
         .post(&e.url)
         .header("Content-Type", "application/json")

@@ -403,12 +403,23 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<DueDelivery>, ApiError> {
         let rows: Vec<DueRow> = sqlx::query_as(
-            "SELECT d.id AS delivery_id, d.attempts, e.seq, e.id, e.type, e.organisation_id, \
-             e.stream_id, e.session_id, e.created_at, e.data FROM deliveries d \
+            // The lanes with pending deliveries, one index lookup each (`lanes`), then each
+            // lane's oldest (`heads`): only a head is sent, so a stream's events stay in order.
+            "WITH RECURSIVE lanes(lane) AS ( \
+                 SELECT MIN(lane) FROM deliveries WHERE webhook_id = $1 AND state = 'pending' \
+                 UNION ALL \
+                 SELECT (SELECT MIN(o.lane) FROM deliveries o WHERE o.webhook_id = $1 \
+                     AND o.state = 'pending' AND o.lane > l.lane) \
+                 FROM lanes l WHERE l.lane IS NOT NULL), \
+             heads(id) AS ( \
+                 SELECT (SELECT o.id FROM deliveries o WHERE o.webhook_id = $1 \
+                     AND o.state = 'pending' AND o.lane = l.lane ORDER BY o.event_seq LIMIT 1) \
+                 FROM lanes l WHERE l.lane IS NOT NULL) \
+             SELECT d.id AS delivery_id, d.attempts, e.seq, e.id, e.type, e.organisation_id, \
+             e.stream_id, e.session_id, e.created_at, e.data FROM heads h \
+             JOIN deliveries d ON d.id = h.id \
              JOIN events e ON e.seq = d.event_seq \
-             WHERE d.webhook_id = $1 AND d.state = 'pending' AND d.next_at <= $2 \
-             AND d.event_seq = (SELECT MIN(o.event_seq) FROM deliveries o \
-                 WHERE o.webhook_id = d.webhook_id AND o.lane = d.lane AND o.state = 'pending') \
+             WHERE d.next_at <= $2 \
              ORDER BY d.event_seq LIMIT $3",
         )
         .bind(hook)
