@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use domain::store::events::{DueDelivery, Endpoint, RETRY_FOR_MS};
 use domain::store::{now_ms, Store};
 pub use domain::webhook_policy::{check_url, Policy};
@@ -20,6 +22,8 @@ use sha2::Sha256;
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// How often an idle endpoint task looks for due deliveries.
 const POLL: Duration = Duration::from_millis(250);
+/// Deliveries of one endpoint in flight at once (each of a different lane).
+const IN_FLIGHT: usize = 8;
 /// The longest wait between two attempts.
 const MAX_BACKOFF_MS: i64 = 3600 * 1000;
 
@@ -78,7 +82,10 @@ impl Drop for Tasks {
     }
 }
 
-/// One endpoint's deliveries, for as long as it exists.
+/// One endpoint's deliveries, for as long as it exists. Each batch holds at most one delivery
+/// per lane (a stream's oldest pending), so they may go out together without reordering a
+/// stream's events; a burst (a hundred streams' thumbnails at once) does not queue behind
+/// one request at a time.
 async fn endpoint(store: Store, e: Endpoint, policy: Policy) {
     let mut client = None;
     loop {
@@ -93,53 +100,80 @@ async fn endpoint(store: Store, e: Endpoint, policy: Policy) {
             tokio::time::sleep(POLL).await;
             continue;
         }
-        for d in due {
-            let outcome = deliver(&e, &d, policy, &mut client).await;
-            let (status, error) = match &outcome {
-                Ok(status) => (Some(*status), None),
-                Err((status, error)) => (*status, Some(error.as_str())),
-            };
-            let retry_at = match error {
-                None => None,
-                Some(_) if now_ms() - d.event_created_ms >= RETRY_FOR_MS => None,
-                Some(_) => Some(now_ms() + backoff_ms(policy, d.attempts)),
-            };
-            if let Some(error) = error {
-                tracing::info!(endpoint = %e.id, event = %d.event.id, attempts = d.attempts + 1,
-                    error, "webhook delivery failed");
-            }
-            if let Err(err) = store.delivery_attempt(&d.id, status, error, retry_at).await {
-                tracing::warn!(error = %err.message, "webhooks: cannot record an attempt");
-            }
-        }
+        let target = client_for(&e, policy, &mut client).await;
+        let (store, e, target) = (&store, &e, &target);
+        futures::stream::iter(due)
+            .for_each_concurrent(IN_FLIGHT, |d| async move {
+                let outcome = match target {
+                    Ok(client) => send(client, e, &d).await,
+                    Err(err) => Err(err.clone()),
+                };
+                record(store, e, &d, outcome, policy).await;
+            })
+            .await;
     }
 }
 
-/// Sends one delivery: the status of a 2xx answer, or the status (if any) and why not.
-/// `client` is kept between deliveries (its connections are reused) while the endpoint's host
-/// resolves to the same checked address.
-async fn deliver(
+/// Writes an attempt's outcome: delivered, or when to try again (given up after 24 h).
+async fn record(
+    store: &Store,
     e: &Endpoint,
     d: &DueDelivery,
+    outcome: Result<u16, (Option<u16>, String)>,
     policy: Policy,
-    client: &mut Option<(std::net::SocketAddr, reqwest::Client)>,
-) -> Result<u16, (Option<u16>, String)> {
+) {
+    let (status, error) = match &outcome {
+        Ok(status) => (Some(*status), None),
+        Err((status, error)) => (*status, Some(error.as_str())),
+    };
+    let retry_at = match error {
+        None => None,
+        Some(_) if now_ms() - d.event_created_ms >= RETRY_FOR_MS => None,
+        Some(_) => Some(now_ms() + backoff_ms(policy, d.attempts)),
+    };
+    if let Some(error) = error {
+        tracing::info!(endpoint = %e.id, event = %d.event.id, attempts = d.attempts + 1,
+            error, "webhook delivery failed");
+    }
+    if let Err(err) = store.delivery_attempt(&d.id, status, error, retry_at).await {
+        tracing::warn!(error = %err.message, "webhooks: cannot record an attempt");
+    }
+}
+
+/// The endpoint's client, after checking where its host points now (DNS can change): kept
+/// between batches (its connections are reused) while the checked address stays the same.
+async fn client_for(
+    e: &Endpoint,
+    policy: Policy,
+    cache: &mut Option<(std::net::SocketAddr, reqwest::Client)>,
+) -> Result<reqwest::Client, (Option<u16>, String)> {
     let (host, addr) = check_url(&e.url, policy)
         .await
         .map_err(|err| (None, err.message))?;
+    if let Some((checked, client)) = cache.as_ref() {
+        if *checked == addr {
+            return Ok(client.clone());
+        }
+    }
+    // The address checked above is the one connected to: no second lookup to rebind.
+    let client = reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(&host, addr)
+        .build()
+        .map_err(|err| (None, err.to_string()))?;
+    *cache = Some((addr, client.clone()));
+    Ok(client)
+}
+
+/// Sends one delivery: the status of a 2xx answer, or the status (if any) and why not.
+async fn send(
+    client: &reqwest::Client,
+    e: &Endpoint,
+    d: &DueDelivery,
+) -> Result<u16, (Option<u16>, String)> {
     let body = serde_json::to_vec(&d.event).map_err(|err| (None, err.to_string()))?;
     let t = now_ms() / 1000;
-    if client.as_ref().is_none_or(|(a, _)| *a != addr) {
-        // The address checked above is the one connected to: no second lookup to rebind.
-        let built = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .resolve(&host, addr)
-            .build()
-            .map_err(|err| (None, err.to_string()))?;
-        *client = Some((addr, built));
-    }
-    let (_, client) = client.as_ref().expect("set above");
     let answer = client
         .post(&e.url)
         .header("Content-Type", "application/json")
