@@ -19,7 +19,7 @@ fi
 cp Cargo.lock fuzz/Cargo.lock
 RUNS=${RUNS:-1000000}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(rtmp_session rtsp_session flv_tags h264_access_unit fmp4_read)
+[ ${#targets[@]} -gt 0 ] || targets=(rtmp_session rtsp_session flv_tags h264_access_unit fmp4_read mpegts)
 # No AddressSanitizer: the code under test is safe Rust except OpenH264's C++, which OSS-Fuzz
 # covers; libFuzzer still catches panics, hangs (-timeout) and runaway memory (-rss_limit_mb).
 cargo "${toolchain[@]}" fuzz build --sanitizer none

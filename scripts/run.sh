@@ -7,5 +7,7 @@ cd "$ROOT"
 tools_build
 log "cargo leptos build --release"
 cargo leptos build --release
-log "starting target/release/liveproc $*"
+# SRT ingest on by default here (the binary leaves it off unless --srt or LIVEPROC_SRT is set).
+export LIVEPROC_SRT="${LIVEPROC_SRT:-127.0.0.1:9710}"
+log "starting target/release/liveproc $* (SRT on $LIVEPROC_SRT)"
 exec target/release/liveproc "$@"

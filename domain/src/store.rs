@@ -77,6 +77,8 @@ pub struct Urls {
     pub rtmp: String,
     /// RTMPS ingest base, e.g. `rtmps://host:1936`, when that listener is on.
     pub rtmps: Option<String>,
+    /// SRT ingest base, e.g. `srt://host:9710`, when that listener is on.
+    pub srt: Option<String>,
 }
 
 pub fn now_ms() -> i64 {

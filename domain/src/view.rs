@@ -86,7 +86,7 @@ pub struct SessionView {
     pub id: String,
     pub started_at: String,
     pub ended_at: Option<String>,
-    /// "rtmp" or "rtsp".
+    /// The ingest protocol: "rtmp", "rtsp" or "srt".
     pub source: String,
     /// RTMP application: "live" or "rec".
     pub app: Option<String>,
@@ -118,6 +118,9 @@ pub struct Ingest {
     /// The same over TLS, when the server's RTMPS listener is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtmps: Option<RtmpIngest>,
+    /// SRT caller URLs (MPEG-TS with H.264 + AAC), when the server's SRT listener is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srt: Option<SrtIngest>,
     /// The rtsp:// URL pulled for this stream, or null for RTMP push.
     pub source: Option<String>,
     /// The pull worker's state, for streams with a source.
@@ -135,6 +138,18 @@ pub struct SourceState {
     pub last_error: Option<String>,
     /// Connection attempts so far.
     pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "db", derive(utoipa::ToSchema))]
+pub struct SrtIngest {
+    /// `srt://host:port?streamid=STREAMNAME`: processed as the stream's settings say.
+    pub url: String,
+    /// The same with recording forced on (`streamid=rec/STREAMNAME`).
+    #[serde(rename = "recUrl")]
+    pub rec_url: String,
+    /// The stream id alone, for encoders that ask for it apart from the URL (OBS: "Stream ID").
+    pub streamid: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -21,6 +21,17 @@ pub struct Config {
     /// RTMPS listener (RTMP over TLS), off unless set; needs --rtmps-cert and --rtmps-key.
     #[arg(long, env = "LIVEPROC_RTMPS", requires_all = ["rtmps_cert", "rtmps_key"])]
     pub rtmps: Option<SocketAddr>,
+    /// SRT listener (UDP; MPEG-TS with H.264 + AAC, stream id = the stream name), off unless set.
+    #[arg(long, env = "LIVEPROC_SRT")]
+    pub srt: Option<SocketAddr>,
+    /// SRT receive latency (ms): how long the listener waits for lost packets to be resent;
+    /// a caller that asks for more gets its own.
+    #[arg(
+        long = "srt-latency-ms",
+        env = "LIVEPROC_SRT_LATENCY_MS",
+        default_value_t = 120
+    )]
+    pub srt_latency_ms: u64,
     /// PEM certificate chain for RTMPS.
     #[arg(long = "rtmps-cert", env = "LIVEPROC_RTMPS_CERT")]
     pub rtmps_cert: Option<PathBuf>,
@@ -120,6 +131,12 @@ impl Config {
     /// RTMP base URL for answers: the public host with the RTMP port.
     pub fn rtmp_url(&self) -> String {
         format!("rtmp://{}:{}", self.public_host(), self.rtmp.port())
+    }
+
+    /// SRT base URL for answers (`srt://host:port`), when the SRT listener is on.
+    pub fn srt_url(&self) -> Option<String> {
+        let port = self.srt?.port();
+        Some(format!("srt://{}:{port}", self.public_host()))
     }
 
     /// RTMPS base URL for answers, when the RTMPS listener is on.

@@ -2,7 +2,7 @@
 //! (handshake, our chunk reader and its guard, scuffle-amf0, then our FLV demuxer), an RTSP camera's side of a
 //! pull (retina's RTSP, SDP and RTP parsing and depacketizers, then our track conversion), FLV tag bodies, H.264
 //! parameter sets and access units (into OpenH264), and the fMP4 readers that crash recovery and
-//! clip cutting run on files a crash may have cut short. `fuzz/` wraps each for cargo-fuzz; the
+//! clip cutting run on files a crash may have cut short, and the MPEG-TS an SRT caller sends. `fuzz/` wraps each for cargo-fuzz; the
 //! test below replays the seeds and mutations of them on every CI run.
 //!
 //! Each function must return for any input; a panic, hang or abort is a finding.
@@ -16,13 +16,25 @@ use crate::media::ingest::flv::FlvDemuxer;
 pub type Target = fn(&[u8]);
 
 /// The targets, by name, as `fuzz/fuzz_targets/` and `fuzz/seeds/` name them.
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("rtmp_session", rtmp_session),
     ("rtsp_session", rtsp_session),
     ("flv_tags", flv_tags),
     ("h264_access_unit", h264_access_unit),
     ("fmp4_read", fmp4_read),
+    ("mpegts", mpegts),
 ];
+
+/// What an SRT caller sends: MPEG-TS, fed to the demuxer in SRT-sized messages (1316 bytes,
+/// the last one shorter), as the SRT ingest does; stops at the first error as a session would.
+pub fn mpegts(data: &[u8]) {
+    let mut ts = crate::media::ingest::mpegts::TsToBus::default();
+    for message in data.chunks(1316) {
+        if ts.push(message).is_err() {
+            return;
+        }
+    }
+}
 
 /// A client's side of an RTMP connection after the handshake: `data` is what it sends once
 /// C0, C1 and C2 are through (the harness sends a valid simple handshake first, so inputs

@@ -82,6 +82,7 @@ pub async fn prepare(cfg: &Config) -> anyhow::Result<AppState> {
                 public: cfg.public_url(),
                 rtmp: cfg.rtmp_url(),
                 rtmps: cfg.rtmps_url(),
+                srt: cfg.srt_url(),
             },
             auth_failures: Arc::new(domain::auth_failures::AuthFailures::new(
                 cfg.auth_failures_per_minute,
@@ -213,6 +214,8 @@ pub struct Server {
     http_listener: tokio::net::TcpListener,
     rtmp_listener: tokio::net::TcpListener,
     rtmps: Option<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor)>,
+    /// The SRT listener's address and receive latency, when on.
+    srt: Option<(std::net::SocketAddr, std::time::Duration)>,
     rtmp_limits: media::ingest::rtmp::Limits,
 }
 
@@ -242,6 +245,9 @@ impl Server {
             http_listener,
             rtmp_listener,
             rtmps,
+            srt: cfg
+                .srt
+                .map(|a| (a, std::time::Duration::from_millis(cfg.srt_latency_ms))),
             rtmp_limits: media::ingest::rtmp::Limits {
                 total: cfg.rtmp_max_connections,
                 waiting_per_ip: cfg.rtmp_max_waiting_per_ip,
@@ -270,6 +276,9 @@ impl Server {
             self.rtmp_limits,
         ));
         let rtsp = tokio::spawn(self.state.rtsp.clone().run(engine.clone()));
+        let srt = self.srt.map(|(addr, latency)| {
+            tokio::spawn(media::ingest::srt::serve(addr, latency, engine.clone()))
+        });
         let assets = engine.shared.assets.root().to_path_buf();
         let retention = tokio::spawn(retention::run(store.clone(), assets));
         let webhooks = tokio::spawn(webhooks::run(store.clone(), self.state.services.webhooks));
@@ -281,6 +290,9 @@ impl Server {
             .await?;
         rtmp.abort();
         rtsp.abort();
+        if let Some(srt) = srt {
+            srt.abort();
+        }
         retention.abort();
         engine.stop_all("server stopped").await;
         webhooks.abort();

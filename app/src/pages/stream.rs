@@ -118,6 +118,13 @@ fn Overview(
                     <dd><code data-testid="ingest-rtmps-url">{r.url.clone()}</code>
                         <CopyButton text=r.url label="Copy RTMPS URL"/></dd>
                 })}
+                {head.ingest.srt.clone().map(|srt| view! {
+                    <dt>"SRT URL"</dt>
+                    <dd><code data-testid="ingest-srt-url">{srt.url.clone()}</code>
+                        <CopyButton text=srt.url label="Copy SRT URL"/>
+                        <span class="muted">" MPEG-TS with H.264 + AAC; stream ID "</span>
+                        <code>{srt.streamid}</code></dd>
+                })}
                 <dt>"Stream name"</dt>
                 <dd><code data-testid="ingest-streamname">{head.ingest.rtmp.streamname.clone()}</code>
                     <CopyButton text=head.ingest.rtmp.streamname.clone() label="Copy stream name"/></dd>

@@ -74,12 +74,14 @@ impl Store {
         let id = new_id();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO sessions (id, stream_id, started_at, source, app, processing, forced_recording) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO sessions (id, stream_id, started_at, source, protocol, app, processing, \
+             forced_recording) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&id)
         .bind(stream_id)
         .bind(now_ms())
+        // Within the column's CHECK; the protocol itself in `protocol` (migration 0009).
+        .bind(if source == "rtsp" { "rtsp" } else { "rtmp" })
         .bind(source)
         .bind(app)
         .bind(serde_json::to_string(&settings).unwrap_or_default())
@@ -258,7 +260,7 @@ pub struct SessionCodecs {
 }
 
 pub(super) const SESSION_SELECT: &str =
-    "SELECT id, started_at, ended_at, source, app, video_codec, audio_codec, width, height, \
+    "SELECT id, started_at, ended_at, COALESCE(protocol, source) AS source, app, video_codec, audio_codec, width, height, \
      audio_sample_rate, fps, end_reason, warnings FROM sessions";
 
 #[derive(sqlx::FromRow)]

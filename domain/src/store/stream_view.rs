@@ -159,6 +159,11 @@ impl Store {
                     rec_url: format!("{base}/rec"),
                     streamname: row.streamname.clone(),
                 }),
+                srt: urls.srt.as_ref().map(|base| SrtIngest {
+                    url: format!("{base}?streamid={}", row.streamname),
+                    rec_url: format!("{base}?streamid=rec/{}", row.streamname),
+                    streamid: row.streamname.clone(),
+                }),
                 source: row.source.clone(),
                 // Live figures and states come from the engine (`Services`).
                 source_state: None,

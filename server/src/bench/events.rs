@@ -223,6 +223,7 @@ async fn outbox(backend: &str, url: Option<String>) -> anyhow::Result<OutboxFigu
         public: "http://127.0.0.1".into(),
         rtmp: "rtmp://127.0.0.1".into(),
         rtmps: None,
+        srt: None,
     };
     let mut streams = Vec::new();
     for i in 0..WRITERS {

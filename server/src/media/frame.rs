@@ -37,6 +37,21 @@ pub enum VideoCodec {
     H265(String),
 }
 
+/// An AVCDecoderConfigurationRecord (ISO 14496-15 §5.3.3.1) of one SPS and one PPS, with
+/// 4-byte NAL lengths.
+pub fn avc_config(sps: &[u8], pps: &[u8]) -> Option<Vec<u8>> {
+    if sps.len() < 4 || sps.len() > 0xFFFF || pps.is_empty() || pps.len() > 0xFFFF {
+        return None;
+    }
+    let mut out = vec![1, sps[1], sps[2], sps[3], 0xFF, 0xE1];
+    out.extend_from_slice(&(sps.len() as u16).to_be_bytes());
+    out.extend_from_slice(sps);
+    out.push(1);
+    out.extend_from_slice(&(pps.len() as u16).to_be_bytes());
+    out.extend_from_slice(pps);
+    Some(out)
+}
+
 /// Video parameters, from the decoder configuration record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoParams {

@@ -446,6 +446,7 @@ pub(crate) mod testing {
             public: "http://localhost".into(),
             rtmp: "rtmp://localhost".into(),
             rtmps: None,
+            srt: None,
         };
         let req: domain::view::CreateStream =
             serde_json::from_value(serde_json::json!({"name": "test"})).expect("request");

@@ -27,7 +27,7 @@ use openh264::formats::{YUVSlices, YUVSource};
 use openh264::OpenH264API;
 
 use super::bus::Subscription;
-use super::frame::{Event, Frame, Track, VideoParams, VIDEO_TIMESCALE};
+use super::frame::{avc_config, Event, Frame, Track, VideoParams, VIDEO_TIMESCALE};
 use super::ladder::Rendition;
 use super::picture::H264;
 use pixels::I420Scaler;
@@ -464,7 +464,9 @@ impl RenditionEncoder {
         let keyframe = bs.frame_type() == FrameType::IDR;
         let mut events = Vec::new();
         if let (Some(sps), Some(pps)) = (sps, pps) {
-            let avcc = Bytes::from(avc_config(&sps, &pps)?);
+            let avcc = avc_config(&sps, &pps)
+                .ok_or_else(|| EncodeError("encoder made an unusable SPS/PPS".into()))?;
+            let avcc = Bytes::from(avcc);
             if self.avcc.as_ref() != Some(&avcc) {
                 let params = VideoParams::from_avcc(avcc.clone())
                     .map_err(|e| EncodeError(format!("encoder parameters: {e}")))?;
@@ -494,21 +496,6 @@ fn strip_start_code(nal: &[u8]) -> &[u8] {
     } else {
         nal
     }
-}
-
-/// An AVCDecoderConfigurationRecord (ISO 14496-15 §5.3.3.1) of one SPS and one PPS, with
-/// 4-byte NAL lengths.
-fn avc_config(sps: &[u8], pps: &[u8]) -> Result<Vec<u8>, EncodeError> {
-    if sps.len() < 4 || sps.len() > 0xFFFF || pps.len() > 0xFFFF {
-        return Err(EncodeError("encoder made an unusable SPS/PPS".into()));
-    }
-    let mut out = vec![1, sps[1], sps[2], sps[3], 0xFF, 0xE1];
-    out.extend_from_slice(&(sps.len() as u16).to_be_bytes());
-    out.extend_from_slice(sps);
-    out.push(1);
-    out.extend_from_slice(&(pps.len() as u16).to_be_bytes());
-    out.extend_from_slice(pps);
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -31,6 +31,11 @@ pub fn ffmpeg(rtmp: std::net::SocketAddr, app: &str, name: &str, p: &Publish) ->
 
 /// [`ffmpeg`] publishing to any URL (`rtmps://…` too), with `extra` options before it.
 pub fn ffmpeg_to(url: &str, p: &Publish, extra: &[&str]) -> Child {
+    ffmpeg_as("flv", url, p, extra)
+}
+
+/// [`ffmpeg_to`] in container `format` (`mpegts` for SRT).
+pub fn ffmpeg_as(format: &str, url: &str, p: &Publish, extra: &[&str]) -> Child {
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-loglevel", "error", "-re"])
         .args([
@@ -66,7 +71,7 @@ pub fn ffmpeg_to(url: &str, p: &Publish, extra: &[&str]) -> Child {
     } else {
         cmd.arg("-an");
     }
-    cmd.args(["-rw_timeout", "5000000", "-f", "flv"])
+    cmd.args(["-rw_timeout", "5000000", "-f", format])
         .args(extra)
         .arg(url)
         .stdin(Stdio::null())
