@@ -172,7 +172,29 @@ async fn unknown_streams_are_refused_and_a_killed_publisher_ends_its_session() {
     };
     let mut ffmpeg = ffmpeg_as("mpegts", &srt_url(port, &name), &p, &[]);
     until(&r, &id, "live", |s| s["state"] == "live").await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A second publisher is refused and said on the live session.
+    let second = ffmpeg_as("mpegts", &srt_url(port, &name), &p, &[]);
+    assert!(!wait_exit(second, Duration::from_secs(30)).await.success());
+    let s = stream(&r, &id).await;
+    assert!(
+        s["sessions"][0]["warnings"]
+            .to_string()
+            .contains("second publisher (SRT"),
+        "{}",
+        s["sessions"][0]
+    );
+    // A caller that encrypts for a stream without a passphrase is refused, and the live
+    // session goes on (srt-protocol 0.4.4 panicked there, taking the listener and every
+    // session down: vendor/srt-protocol/VENDORED.md).
+    let (_, other) = create(&r).await;
+    let url = format!("{}&passphrase=hostile-passphrase", srt_url(port, &other));
+    let hostile = ffmpeg_as("mpegts", &url, &p, &[]);
+    assert!(!wait_exit(hostile, Duration::from_secs(30)).await.success());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = stream(&r, &id).await;
+    assert_eq!(after["state"], "live", "{after}");
+    let kbps = after["live"]["bitrateKbps"].as_f64().unwrap_or(0.0);
+    assert!(kbps > 50.0, "media still flows: {}", after["live"]);
     ffmpeg.kill().unwrap();
     let _ = ffmpeg.wait();
     let start = Instant::now();

@@ -100,7 +100,10 @@ async fn handshake(request: ConnectionRequest, engine: Arc<Engine>) {
     let socket = match request.accept(None).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!(%peer, error = %e, "srt: handshake failed");
+            // srt-protocol refuses the caller itself here: a key where the stream has no
+            // passphrase, or a bad one (vendor/srt-protocol/VENDORED.md).
+            tracing::warn!(%peer, stream = %target.stream_id, error = %e,
+                "srt: caller refused in the handshake (it encrypts; this stream takes no passphrase)");
             return;
         }
     };
