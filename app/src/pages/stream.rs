@@ -28,7 +28,9 @@ pub fn StreamPage() -> impl IntoView {
     let editing = RwSignal::new(false);
     let editing_profiles = RwSignal::new(false);
     // Live: an event about one of the group's streams reloads the data (not while a dialog
-    // is open, so that an edit in progress stays as it is).
+    // is open, so that an edit in progress stays as it is). Not on `stream.updated`: this
+    // page's own saves answer the new settings, and the refetch their events would start
+    // could land after a dialog opened and reset what is being typed.
     follow_events(
         move |e| {
             let shown = |id: &String| {
@@ -39,6 +41,7 @@ pub fn StreamPage() -> impl IntoView {
             };
             !editing.get_untracked()
                 && !editing_profiles.get_untracked()
+                && e.kind != "stream.updated"
                 && e.stream_id.as_ref().is_some_and(shown)
         },
         move || group.refetch(),
