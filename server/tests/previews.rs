@@ -8,15 +8,6 @@ use common::media::*;
 use common::{until, Running, OPERATOR_KEY as OP};
 use serde_json::{json, Value};
 
-fn entries<'a>(s: &'a Value, list: &str, kind: &str) -> Vec<&'a Value> {
-    s["playout"][list]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == kind)
-        .collect()
-}
-
 /// A running server with one stream that makes a thumbnail every `interval` seconds.
 async fn with_thumbnails(interval: u32) -> (Running, String, String) {
     let r = Running::start().await;

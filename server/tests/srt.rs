@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::media::*;
 use common::{until, Running, OPERATOR_KEY as OP};
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
@@ -29,15 +29,6 @@ async fn with_srt() -> (Running, u16) {
 
 fn srt_url(port: u16, stream_id: &str) -> String {
     format!("srt://127.0.0.1:{port}?streamid={stream_id}")
-}
-
-fn entries<'a>(s: &'a Value, list: &str, kind: &str) -> Vec<&'a Value> {
-    s["playout"][list]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == kind)
-        .collect()
 }
 
 #[tokio::test]

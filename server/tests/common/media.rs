@@ -124,6 +124,16 @@ pub async fn create(r: &Running) -> (String, String) {
     )
 }
 
+/// The entries of a stream's `playout[list]` of type `kind` (the list must be there).
+pub fn entries<'a>(s: &'a Value, list: &str, kind: &str) -> Vec<&'a Value> {
+    s["playout"][list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .collect()
+}
+
 pub async fn stream(r: &Running, id: &str) -> Value {
     r.app.get(&format!("/api/v1/stream/{id}"), OP).await.body
 }
